@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DEMO_OUT ?= demo-out
+DEMO_ROWS ?= 20000
+# LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
+DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(VENV)/bin/laion-spark demo --out $(DEMO_OUT) --rows $(DEMO_ROWS) $(if $(DEMO_HEAD),--head $(DEMO_HEAD))
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check laion_spark jobs tests bench
+	$(VENV)/bin/ruff format --check laion_spark jobs tests bench
+
+bench: venv
+	$(PY) -m bench.join
+	$(PY) -m bench.score
+	$(PY) -m bench.kv
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,170 @@
+"""LAION aesthetic heads: resolve, load and apply them to CLIP image embeddings.
+
+A head is named (``laion-v1-l14`` ...) or given as a ``.pth`` path. Named
+heads resolve to the user cache (``$LAION_SPARK_CACHE`` or
+``~/.cache/laion-spark/heads``) and, where the machine has network access, are
+fetched once from their published location.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A published LAION head."""
+
+    name: str
+    model: str
+    dim: int
+    filename: str
+    url: str
+
+
+_V1 = "https://github.com/LAION-AI/aesthetic-predictor/raw/main/"
+_V2 = "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
+HEADS: dict[str, HeadSpec] = {
+    spec.name: spec
+    for spec in (
+        HeadSpec("laion-v1-l14", "ViT-L-14", 768, "sa_0_4_vit_l_14_linear.pth", _V1 + "sa_0_4_vit_l_14_linear.pth"),
+        HeadSpec("laion-v1-b32", "ViT-B-32", 512, "sa_0_4_vit_b_32_linear.pth", _V1 + "sa_0_4_vit_b_32_linear.pth"),
+        HeadSpec("laion-v1-b16", "ViT-B-16", 512, "sa_0_4_vit_b_16_linear.pth", _V1 + "sa_0_4_vit_b_16_linear.pth"),
+        HeadSpec(
+            "laion-v2-l14",
+            "ViT-L-14",
+            768,
+            "sac+logos+ava1-l14-linearMSE.pth",
+            _V2 + "sac%2Blogos%2Bava1-l14-linearMSE.pth",
+        ),
+    )
+}
+_MODEL_BY_DIM = {768: "ViT-L-14", 512: "ViT-B-32", 1024: "ViT-H-14"}
+_V2_LAYERS = (0, 2, 4, 6, 7)
+
+
+class HeadNotFoundError(FileNotFoundError):
+    """A named head is neither cached nor downloadable."""
+
+
+class HeadFormatError(ValueError):
+    """A head file is not a LAION v1 (linear) or v2 (MLP) state dict."""
+
+
+def cache_dir() -> Path:
+    """Where named heads are kept: ``$LAION_SPARK_CACHE/heads`` or ``~/.cache/laion-spark/heads``."""
+    root = os.environ.get("LAION_SPARK_CACHE") or Path.home() / ".cache" / "laion-spark"
+    return Path(root) / "heads"
+
+
+def resolve_head(name_or_path: str | Path, *, download: bool = True) -> Path:
+    """Path of the head file for a name or path, fetching a named head once if needed."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    spec = HEADS.get(str(name_or_path))
+    if spec is None:
+        known = ", ".join(HEADS)
+        raise HeadNotFoundError(f"head {name_or_path!r} is neither a file nor a known head ({known})")
+    cached = cache_dir() / spec.filename
+    if cached.is_file():
+        return cached
+    if download and os.environ.get("LAION_SPARK_OFFLINE", "") in ("", "0"):
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(".part")
+            with urllib.request.urlopen(spec.url, timeout=20) as response, partial.open("wb") as out:
+                out.write(response.read())
+            partial.replace(cached)
+            return cached
+        except OSError as err:
+            reason = f"download from {spec.url} failed ({err})"
+    else:
+        reason = "offline (LAION_SPARK_OFFLINE is set)"
+    raise HeadNotFoundError(
+        f"head {spec.name!r} is not cached and {reason}. Put {spec.filename} (published at {spec.url}) "
+        f"in {cached.parent} or pass its path with --head."
+    )
+
+
+@dataclass(frozen=True)
+class Head:
+    """An aesthetic head reduced to its inference-time affine map ``score = e @ weight + bias``.
+
+    v1 heads are one Linear layer; the v2 MLP has no activations, so at
+    inference (dropout off) it is exactly the product of its layers.
+    """
+
+    name: str
+    model: str
+    weight: np.ndarray
+    bias: float
+
+    @property
+    def dim(self) -> int:
+        """Embedding width the head expects."""
+        return int(self.weight.shape[0])
+
+    def score(self, embeddings: np.ndarray) -> np.ndarray:
+        """float32 scores of (N, dim) embeddings, re-normalised to unit length first (fp16 rounding)."""
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"head {self.name} expects (N, {self.dim}) embeddings, got {embeddings.shape}")
+        emb = np.asarray(embeddings, dtype=np.float32)
+        norms = np.linalg.norm(emb, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scores = (emb @ self.weight.astype(np.float32)) / norms + np.float32(self.bias)
+        return scores.astype(np.float32)
+
+
+def head_from_state_dict(state: dict[str, torch.Tensor], *, name: str, model: str | None = None) -> Head:
+    """Build a :class:`Head` from a v1 (``weight``/``bias``) or v2 (``layers.N.*``) state dict."""
+    if set(state) == {"weight", "bias"}:
+        layers = [(state["weight"], state["bias"])]
+    elif all(f"layers.{i}.weight" in state and f"layers.{i}.bias" in state for i in _V2_LAYERS):
+        layers = [(state[f"layers.{i}.weight"], state[f"layers.{i}.bias"]) for i in _V2_LAYERS]
+    else:
+        raise HeadFormatError(
+            f"head {name}: expected keys weight/bias (v1) or layers.{{0,2,4,6,7}}.weight/bias (v2), got {sorted(state)}"
+        )
+    weight = layers[0][0].double().T.numpy()
+    bias = layers[0][1].double().numpy()
+    for w, b in layers[1:]:
+        weight = weight @ w.double().T.numpy()
+        bias = bias @ w.double().T.numpy() + b.double().numpy()
+    if weight.shape[1] != 1:
+        raise HeadFormatError(f"head {name}: final output width is {weight.shape[1]}, expected 1")
+    dim = weight.shape[0]
+    return Head(
+        name=name, model=model or _MODEL_BY_DIM.get(dim, f"clip-{dim}"), weight=weight[:, 0], bias=float(bias[0])
+    )
+
+
+def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
+    """Load a named or file head (see :func:`resolve_head`)."""
+    path = resolve_head(name_or_path, download=download)
+    spec = HEADS.get(str(name_or_path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        raise HeadFormatError(f"{path}: not a readable torch state dict ({err})") from err
+    if not isinstance(state, dict):
+        raise HeadFormatError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return head_from_state_dict(state, name=spec.name if spec else path.stem, model=spec.model if spec else None)
+
+
+def save_linear_head(path: str | Path, weight: np.ndarray, bias: float) -> Path:
+    """Write a v1-style (``nn.Linear(d, 1)``) head file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "weight": torch.tensor(np.asarray(weight, dtype=np.float32)[None, :]),
+        "bias": torch.tensor([float(bias)], dtype=torch.float32),
+    }
+    torch.save(state, path)
+    return path

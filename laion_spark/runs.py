@@ -1,0 +1,70 @@
+"""Run summaries: printed, and kept in the lake's small ``runs`` table.
+
+One row per metric (long format) so every job can add its own counts and the
+table stays queryable with plain SQL:
+``SELECT metric, value FROM delta.`lake/runs` WHERE job = 'join-tags'``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from .lake import write_table
+from .session import LakeSession
+
+RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("job", pa.string()),
+        ("collection", pa.string()),
+        ("engine", pa.string()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("metric", pa.string()),
+        ("value", pa.int64()),
+    ]
+)
+
+
+@dataclass
+class RunSummary:
+    """Counts of one job run over one collection (or ``"*"``)."""
+
+    job: str
+    collection: str
+    metrics: dict[str, int] = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def format(self) -> str:
+        """Human-readable block, one metric per line."""
+        width = max((len(k) for k in self.metrics), default=0)
+        lines = [f"{self.job} [{self.collection}] run {self.run_id}"]
+        lines += [f"  {k:<{width}}  {v:>14,}" for k, v in self.metrics.items()]
+        return "\n".join(lines)
+
+
+def record_run(
+    lake: LakeSession, lake_dir: str | Path, summary: RunSummary, extra: Mapping[str, int] | None = None
+) -> None:
+    """Append ``summary`` to ``<lake_dir>/runs``."""
+    finished = datetime.now(UTC)
+    metrics = {**summary.metrics, **(extra or {})}
+    rows = {
+        "run_id": [summary.run_id] * len(metrics),
+        "job": [summary.job] * len(metrics),
+        "collection": [summary.collection] * len(metrics),
+        "engine": [lake.engine] * len(metrics),
+        "started_at": [summary.started_at] * len(metrics),
+        "finished_at": [finished] * len(metrics),
+        "metric": list(metrics),
+        "value": [int(v) for v in metrics.values()],
+    }
+    table = pa.table(rows, schema=RUNS_SCHEMA)
+    write_table(lake, lake.spark.createDataFrame(table.to_pandas()), Path(lake_dir) / "runs", mode="append")

@@ -1,0 +1,80 @@
+"""Engine factory: both engines compute the same thing; Delta from Sail reads back independently."""
+
+from __future__ import annotations
+
+import json
+
+import deltalake
+import pytest
+from conftest import run_cli
+
+from laion_spark import session as session_mod
+from laion_spark.commands.doctor import check_engine
+from laion_spark.lake import read_table, table_exists, write_table
+from laion_spark.session import DELTA_MAVEN_COORDINATE, EngineError, open_session, read_profile, resolve_conf
+
+
+def test_dataframe_and_table_round_trip_is_equal_on_sail_and_local(sail, tmp_path):
+    on_sail = check_engine(sail, tmp_path)
+    on_local = json.loads(run_cli("doctor", "--engine", "local", "--table-format", "parquet", "--json").stdout)
+    assert on_sail["table_format"] == "delta" and on_local["table_format"] == "parquet"
+    assert on_local["engine"] == "local"
+    for key in ("aggregate", "table_rows", "table_id_sum"):
+        assert on_sail[key] == on_local[key], key
+    assert on_sail["table_rows"] == 100_000
+
+
+def test_delta_written_on_sail_reads_back_with_deltalake(sail, tmp_path):
+    df = sail.spark.range(500).selectExpr("id", "cast(id * 0.5 as float) as aesthetic", "cast(id % 3 as string) as c")
+    write_table(sail, df, tmp_path / "t", partition_by=["c"], mode="overwrite")
+    table = deltalake.DeltaTable(str(tmp_path / "t")).to_pyarrow_table()
+    assert table.num_rows == 500
+    assert sorted(table.column("id").to_pylist()) == list(range(500))
+    assert sorted(table.column("aesthetic").to_pylist()) == [i * 0.5 for i in range(500)]
+
+
+def test_replace_partition_keeps_other_partitions_on_sail(sail, tmp_path):
+    path = tmp_path / "p"
+    first = sail.spark.createDataFrame([(1, "a"), (2, "b")], "id long, c string")
+    write_table(sail, first, path, partition_by=["c"], replace_partition={"c": "a"})
+    again = sail.spark.createDataFrame([(3, "a")], "id long, c string")
+    write_table(sail, again, path, partition_by=["c"], replace_partition={"c": "a"})
+    assert sorted(tuple(r) for r in read_table(sail, path).select("id", "c").collect()) == [(2, "b"), (3, "a")]
+
+
+def test_read_table_names_the_missing_path(sail, tmp_path):
+    assert not table_exists(sail, tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        read_table(sail, tmp_path / "nothing")
+
+
+def test_unknown_engine_is_refused_with_the_choices():
+    with pytest.raises(EngineError, match="sail, local, remote, active"):
+        open_session("spark")
+
+
+def test_remote_engine_requires_a_url():
+    with pytest.raises(EngineError, match="sc://"):
+        open_session("remote")
+
+
+def test_profiles_merge_base_engine_and_overrides():
+    merged = resolve_conf("local", ["cluster"], {"spark.sql.shuffle.partitions": "3"})
+    assert merged["spark.sql.session.timeZone"] == "UTC"  # base profile
+    assert merged["spark.ui.enabled"] == "false"  # engine profile
+    assert merged["spark.sql.files.maxPartitionBytes"] == "256m"  # extra profile
+    assert merged["spark.sql.shuffle.partitions"] == "3"  # override wins
+
+
+def test_profile_with_a_malformed_line_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("spark.a 1\njustakey\n")
+    with pytest.raises(EngineError, match=r"bad.conf:2"):
+        read_profile(bad)
+
+
+def test_delta_maven_coordinate_matches_installed_delta_spark():
+    from importlib.metadata import version
+
+    assert DELTA_MAVEN_COORDINATE.endswith(":" + version("delta-spark"))
+    assert session_mod.DELTA_MAVEN_COORDINATE.startswith("io.delta:delta-spark_2.13:")
