@@ -7,7 +7,7 @@ DEMO_ROWS ?= 20000
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench dist clean
 
 venv: $(VENV)/.installed
 
@@ -32,5 +32,11 @@ bench: venv
 	$(PY) -m bench.score
 	$(PY) -m bench.kv
 
+# A wheel for cluster images and a zip of the package for spark-submit --py-files.
+dist: venv
+	rm -rf dist && mkdir -p dist
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/laion_spark.zip', 'w', zipfile.ZIP_DEFLATED); [z.write(p) for p in sorted(pathlib.Path('laion_spark').rglob('*.py'))]; z.close()"
+
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache
+	rm -rf $(DEMO_OUT) dist .pytest_cache

@@ -94,10 +94,12 @@ def read_profile(name_or_path: str | Path) -> dict[str, str]:
 def resolve_conf(
     engine: str, profiles: Sequence[str | Path] | None, overrides: Mapping[str, str] | None
 ) -> dict[str, str]:
-    """Merge the base profile, the engine's own profile (if any), extra profiles and overrides."""
-    names: list[str | Path] = ["spark-defaults"]
-    if (conf_dir() / f"{engine}.conf").is_file():
-        names.append(engine)
+    """Merge the base and engine profiles (where ``conf_dir()`` has them), extra profiles and overrides.
+
+    Extra profiles must exist; the base ones are optional so that an installed
+    wheel without the repository's ``conf/`` still runs under spark-submit.
+    """
+    names: list[str | Path] = [name for name in ("spark-defaults", engine) if (conf_dir() / f"{name}.conf").is_file()]
     names.extend(profiles or ())
     merged: dict[str, str] = {}
     for name in names:

@@ -39,7 +39,8 @@ class Shard:
         """(rows, width) from the ``.npy`` header, without reading the data."""
         with open(self.npy, "rb") as handle:
             version = np.lib.format.read_magic(handle)
-            shape, _, _ = np.lib.format._read_array_header(handle, version)  # noqa: SLF001
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = reader(handle)
         if len(shape) != 2:
             raise ShardLayoutError(f"{self.npy}: expected a 2-D array, got shape {shape}")
         return int(shape[0]), int(shape[1])
