@@ -45,6 +45,7 @@ HEADS: dict[str, HeadSpec] = {
         ),
     )
 }
+_BY_FILENAME = {spec.filename: spec for spec in HEADS.values()}
 _MODEL_BY_DIM = {768: "ViT-L-14", 512: "ViT-B-32", 1024: "ViT-H-14"}
 _V2_LAYERS = (0, 2, 4, 6, 7)
 
@@ -146,9 +147,13 @@ def head_from_state_dict(state: dict[str, torch.Tensor], *, name: str, model: st
 
 
 def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
-    """Load a named or file head (see :func:`resolve_head`)."""
+    """Load a named or file head (see :func:`resolve_head`).
+
+    A file named like a published head (``sa_0_4_vit_l_14_linear.pth`` ...)
+    takes that head's name (``laion-v1-l14``); any other file is named by its stem.
+    """
     path = resolve_head(name_or_path, download=download)
-    spec = HEADS.get(str(name_or_path))
+    spec = HEADS.get(str(name_or_path)) or _BY_FILENAME.get(path.name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file

@@ -1,0 +1,153 @@
+"""Side by side: static_ondisk_kv against laion-spark's KV build and lookups.
+
+    python -m bench.kv [--rows 1000000] [--queries 100000] [--out bench-out/kv]
+
+Same rows for both: random int64 hashes (unique) with float16-representable
+scores, kept as a Delta table (our input) and as the sorted parquet that
+``static_ondisk_kv.parquet_to_file`` expects (LAION sorts it with Spark first,
+``sort_parquet``; that step is not timed for the peer). The two files must be
+byte-identical. Build rows:
+
+* ``static_ondisk_kv.parquet_to_file``: its Python loop over the sorted rows;
+* ``laion-spark build_kv (Sail)``: read the Delta table, count, sort, fetch,
+  encode and write, on an already started Sail session (its start is shown apart);
+* ``laion-spark encode_records + write``: our write step alone, on the same
+  sorted parquet as the peer.
+
+Lookups: ``--queries`` keys, half present, half absent; the peer's per-key
+``OnDiskKV[k]``, our vectorised ``KV.get_batch`` and our single ``KV.get``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shutil
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from static_ondisk_kv import OnDiskKV, parquet_to_file
+
+from laion_spark.kv import KV
+from laion_spark.kv_build import build_kv, encode_records
+from laion_spark.lake import write_table
+from laion_spark.session import open_session
+
+
+def _timed(step: Callable[[], object]) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = step()
+    return time.perf_counter() - started, result
+
+
+def make_rows(rows: int, seed: int) -> pa.Table:
+    """``rows`` unique random hashes (unsorted) with scores in [0, 10) exactly representable in float16."""
+    rng = np.random.default_rng(seed)
+    keys = np.unique(rng.integers(-(2**63), 2**63 - 1, rows + rows // 1000 + 16, dtype=np.int64))
+    keys = rng.permutation(keys)[:rows]
+    scores = (rng.random(rows) * 10).astype(np.float16).astype(np.float32)
+    return pa.table({"hash": keys, "aesthetic": scores})
+
+
+def our_write_step(sorted_parquet: Path, out: Path) -> None:
+    """Our write step alone: the sorted parquet to a KV file, batch by batch."""
+    with open(out, "wb") as sink:
+        for batch in pq.ParquetFile(sorted_parquet).iter_batches(batch_size=1 << 20):
+            keys = batch.column(0).to_numpy()
+            scores = batch.column(1).to_numpy(zero_copy_only=False)
+            sink.write(encode_records(keys, [scores], "e").tobytes())
+
+
+def peer_lookups(peer: OnDiskKV, queries: np.ndarray) -> np.ndarray:
+    """static_ondisk_kv, one key at a time (absent: ValueError, or struct.error past the last key)."""
+    values = np.full(queries.shape[0], np.nan, dtype=np.float32)
+    for i, key in enumerate(queries.tolist()):
+        try:
+            values[i] = peer[key][0]
+        except (ValueError, struct.error):
+            pass
+    return values
+
+
+def single_lookups(kv: KV, queries: np.ndarray) -> np.ndarray:
+    """Our ``kv.get`` one key at a time."""
+    values = np.full(queries.shape[0], np.nan, dtype=np.float32)
+    for i, key in enumerate(queries.tolist()):
+        found = kv.get(key)
+        if found is not None:
+            values[i] = found[0]
+    return values
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/kv"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True)
+    rows = make_rows(args.rows, args.seed)
+    sorted_parquet = args.out / "sorted.parquet"
+    pq.write_table(rows.sort_by("hash"), sorted_parquet)
+    start_s, lake = _timed(lambda: open_session("sail"))
+    table = args.out / "aesthetic_tags"
+    write_table(lake, lake.spark.createDataFrame(rows), table, mode="overwrite")
+
+    peer_file, our_file, step_file = args.out / "peer.kv", args.out / "ours.kv", args.out / "ours_step.kv"
+    with contextlib.redirect_stderr(io.StringIO()):  # the peer's tqdm bar
+        peer_build, _ = _timed(
+            lambda: parquet_to_file(str(sorted_parquet), str(peer_file), value_columns=["aesthetic"], value_format="e")
+        )
+    our_build, result = _timed(lambda: build_kv(lake, table, our_file, ["aesthetic"]))
+    our_step, _ = _timed(lambda: our_write_step(sorted_parquet, step_file))
+    lake.stop()
+    identical = peer_file.read_bytes() == our_file.read_bytes() == step_file.read_bytes()
+
+    rng = np.random.default_rng(args.seed + 1)
+    keys = rows.column("hash").to_numpy()
+    half = args.queries // 2
+    queries = np.concatenate(
+        [rng.choice(keys, half), rng.integers(-(2**63), 2**63 - 1, args.queries - half, dtype=np.int64)]
+    )
+    rng.shuffle(queries)
+    peer = OnDiskKV(file=str(peer_file), key_format="q", value_format="e")
+    kv = KV(our_file)
+    first_call, _ = _timed(lambda: kv.get_batch(queries[:1]))  # loads the compiled search (numba cache)
+    peer_lookup, peer_values = _timed(lambda: peer_lookups(peer, queries))
+    batch_lookup, (batch_values, found) = _timed(lambda: kv.get_batch(queries))
+    single_lookup, single_values = _timed(lambda: single_lookups(kv, queries))
+    agree = np.array_equal(peer_values, batch_values[:, 0], equal_nan=True) and np.array_equal(
+        single_values, batch_values[:, 0], equal_nan=True
+    )
+
+    n, q = result.rows_written, args.queries
+    lines = [
+        ("build: static_ondisk_kv.parquet_to_file", peer_build, n, peer_build),
+        ("build: laion-spark build_kv (Sail, read+sort+write)", our_build, n, peer_build),
+        ("build: laion-spark encode_records + write only", our_step, n, peer_build),
+        ("lookup: static_ondisk_kv OnDiskKV[k], per key", peer_lookup, q, peer_lookup),
+        ("lookup: laion-spark KV.get_batch", batch_lookup, q, peer_lookup),
+        ("lookup: laion-spark KV.get, per key", single_lookup, q, peer_lookup),
+    ]
+    print(f"{n:,} rows ({result.record_size}-byte records), {q:,} queries ({int(found.sum()):,} present)")
+    print(f"{'step':<54}{'seconds':>10}{'per second':>16}{'x peer':>9}")
+    for label, seconds, count, peer_seconds in lines:
+        print(f"{label:<54}{seconds:>10.3f}{count / seconds:>16,.0f}{peer_seconds / seconds:>9.1f}")
+    print(f"Sail session start (not in the build row): {start_s:.2f} s; first get_batch call: {first_call:.3f} s")
+    print(f"files byte-identical: {'yes' if identical else 'NO'}; lookups agree: {'yes' if agree else 'NO'}")
+    if not (identical and agree):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""The on-disk hash -> values KV: built with Spark, read by us and by static_ondisk_kv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from conftest import run_cli
+from deltalake import DeltaTable
+from static_ondisk_kv import OnDiskKV, parquet_to_file
+from typer.testing import CliRunner
+
+from laion_spark.cli import app
+from laion_spark.kv import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
+from laion_spark.kv_build import KVBuildError, build_kv
+from laion_spark.lake import write_table
+from laion_spark.session import LakeSession
+
+# LAION's usage-guide example (DESIGN.md section 2).
+EXAMPLE_URL = (
+    "http://1.bp.blogspot.com/-4nSga1sbduI/UDT3Q1H9dzI/AAAAAAAABWE/O7_lyFGjmU0/s1600/"
+    "Vintage+Wedding+Table+Decorations+Pictures.jpg"
+)
+EXAMPLE_TEXT = "Cake Table Decoration Ideas"
+EXAMPLE_HASH = 4623837408423549118
+
+
+def _scores(n: int, seed: int) -> pa.Table:
+    """``hash``/``aesthetic`` rows in random order: some duplicate keys, null keys, null and NaN scores,
+    and float16 rounding ties (round half to even, as struct does)."""
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64)
+    keys[n // 2 : n // 2 + n // 20] = keys[: n // 20]
+    scores = (rng.random(n) * 10).astype(np.float32)
+    scores[:4] = [1.00048828125, 1.00146484375, 9.99, 0.0]
+    scores[7::101] = np.nan
+    key_mask = np.zeros(n, dtype=bool)
+    key_mask[11::211] = True
+    return pa.table(
+        {
+            "hash": pa.array(keys, mask=key_mask),
+            "aesthetic": pa.array(scores, mask=np.arange(n) % 97 == 5),
+        }
+    )
+
+
+def _delta(lake: LakeSession, table: pa.Table, path: Path) -> Path:
+    write_table(lake, lake.spark.createDataFrame(table), path, mode="overwrite")
+    return path
+
+
+def _peer_file(table: pa.Table, value_columns: list[str], value_format: str, tmp_path: Path) -> bytes:
+    """What static_ondisk_kv.parquet_to_file writes from the same rows, sorted and deduplicated
+    the way ``--on-duplicate first`` documents (smallest values first, NaN and null last)."""
+    df = table.filter(pc.is_valid(table["hash"])).to_pandas()
+    df = df.sort_values(["hash", *value_columns], na_position="last", kind="stable").drop_duplicates("hash")
+    source = tmp_path / "peer_input.parquet"
+    pq.write_table(pa.Table.from_pandas(df[["hash", *value_columns]], preserve_index=False), source)
+    out = tmp_path / "peer.kv"
+    parquet_to_file(str(source), str(out), value_columns=value_columns, value_format=value_format)
+    return out.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def scores_kv(sail: LakeSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, Path]:
+    """An aesthetic KV built on Sail from a Delta table of 3,000 scored rows."""
+    tmp = tmp_path_factory.mktemp("scores")
+    rows = _scores(3000, seed=1)
+    build_kv(sail, _delta(sail, rows, tmp / "aesthetic_tags"), tmp / "aesthetic.kv", ["aesthetic"])
+    return rows, tmp / "aesthetic.kv"
+
+
+def test_static_ondisk_kv_reads_our_file_and_returns_our_values(scores_kv: tuple[pa.Table, Path]) -> None:
+    rows, path = scores_kv
+    peer = OnDiskKV(file=str(path), key_format="q", value_format="e")
+    df = rows.filter(pc.is_valid(rows["hash"])).to_pandas().dropna().drop_duplicates("hash", keep=False).head(200)
+    for key, score in zip(df["hash"], df["aesthetic"], strict=True):
+        assert peer[int(key)] == (float(np.float16(score)),)
+
+
+def test_file_is_byte_identical_to_parquet_to_file_on_sorted_deduplicated_rows(
+    scores_kv: tuple[pa.Table, Path], tmp_path: Path
+) -> None:
+    rows, path = scores_kv
+    assert path.read_bytes() == _peer_file(rows, ["aesthetic"], "e", tmp_path)
+
+
+def test_watermark_safety_kv_from_joined_is_byte_identical_with_nulls_as_nan(sail: LakeSession, tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    n = 1500
+    joined = pa.table(
+        {
+            "URL": pa.array([f"http://x/{i}.jpg" for i in range(n)]),
+            "hash": pa.array(rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64)),
+            "pwatermark": pa.array(rng.random(n).astype(np.float32), mask=np.arange(n) % 7 == 0),
+            "punsafe": pa.array(rng.random(n).astype(np.float32), mask=np.arange(n) % 5 == 0),
+            "collection": pa.array(["laion2B-en", "laion2B-multi"] * (n // 2)),
+        }
+    )
+    out = tmp_path / "watermark_safety.kv"
+    result = build_kv(
+        sail, _delta(sail, joined, tmp_path / "joined"), out, ["pwatermark", "punsafe"], value_format="ee"
+    )
+    assert result.record_size == 12
+    assert out.read_bytes() == _peer_file(joined, ["pwatermark", "punsafe"], "ee", tmp_path)
+    values = KV(out, "ee")[int(joined["hash"][0].as_py())]
+    assert np.isnan(values).all()
+
+
+def test_multi_range_build_gives_the_same_bytes_as_one_range(
+    sail: LakeSession, scores_kv: tuple[pa.Table, Path], tmp_path: Path
+) -> None:
+    rows, single = scores_kv
+    out = tmp_path / "ranges.kv"
+    result = build_kv(sail, _delta(sail, rows, tmp_path / "t"), out, ["aesthetic"], max_rows_per_range=400)
+    assert result.ranges > 3
+    assert out.read_bytes() == single.read_bytes()
+    assert not (tmp_path / "ranges.kv.staging").exists()
+    assert not (tmp_path / "ranges.kv.partial").exists()
+
+
+def test_rows_in_equal_rows_written_plus_duplicates_dropped_plus_null_keys(sail: LakeSession, tmp_path: Path) -> None:
+    rows = _scores(2000, seed=3)
+    result = build_kv(sail, _delta(sail, rows, tmp_path / "t"), tmp_path / "a.kv", ["aesthetic"])
+    keys = rows.column("hash").to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    assert result.rows_in == 2000
+    assert result.null_keys_rejected == int(keys.isna().sum())
+    assert result.rows_written == keys.dropna().nunique()
+    assert result.duplicates_dropped == keys.notna().sum() - keys.dropna().nunique() > 0
+    assert result.rows_in == result.rows_written + result.duplicates_dropped + result.null_keys_rejected
+    assert len(KV(tmp_path / "a.kv")) == result.rows_written
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("first", 1.0), ("max", 3.0)])
+def test_on_duplicate_keeps_the_smallest_or_largest_value_nan_and_null_last(
+    sail: LakeSession, tmp_path: Path, policy: str, expected: float
+) -> None:
+    rows = pa.table(
+        {
+            "hash": pa.array([7, 7, 7, 7, 8], pa.int64()),
+            "aesthetic": pa.array([np.nan, 3.0, None, 1.0, 5.0], pa.float32()),
+        }
+    )
+    out = tmp_path / "dup.kv"
+    result = build_kv(sail, _delta(sail, rows, tmp_path / "t"), out, ["aesthetic"], on_duplicate=policy)
+    assert (result.rows_written, result.duplicates_dropped) == (2, 3)
+    assert KV(out)[7] == (expected,)
+
+
+def test_on_duplicate_error_names_a_duplicated_hash_and_the_counts(sail: LakeSession, tmp_path: Path) -> None:
+    rows = pa.table({"hash": pa.array([5, 3, 5, 9, 3, 5], pa.int64()), "aesthetic": pa.array([1.0] * 6, pa.float32())})
+    with pytest.raises(KVBuildError, match=r"2 hash values appear more than once \(5 rows\), e\.g\. hash 3"):
+        build_kv(sail, _delta(sail, rows, tmp_path / "t"), tmp_path / "e.kv", ["aesthetic"], on_duplicate="error")
+    assert not (tmp_path / "e.kv").exists()
+
+
+def test_value_too_large_for_float16_is_refused_naming_column_and_hash(sail: LakeSession, tmp_path: Path) -> None:
+    rows = pa.table({"hash": pa.array([1, 2], pa.int64()), "score": pa.array([1.0, 70000.0], pa.float64())})
+    with pytest.raises(KVBuildError, match=r"column 'score': value 70000.0 at hash 2 does not fit the 16-bit float"):
+        build_kv(sail, _delta(sail, rows, tmp_path / "t"), tmp_path / "big.kv", ["score"])
+    assert not (tmp_path / "big.kv").exists()
+    assert not (tmp_path / "big.kv.partial").exists()
+
+
+def test_value_format_must_have_one_code_per_value_column(sail: LakeSession, tmp_path: Path) -> None:
+    with pytest.raises(KVBuildError, match=r"value format 'e' has 1 code\(s\) for 2 value column\(s\)"):
+        build_kv(sail, tmp_path / "unused", tmp_path / "x.kv", ["pwatermark", "punsafe"], value_format="e")
+
+
+def test_missing_value_column_is_named_with_the_columns_there_are(sail: LakeSession, tmp_path: Path) -> None:
+    rows = pa.table({"hash": pa.array([1], pa.int64()), "aesthetic": pa.array([1.0], pa.float32())})
+    with pytest.raises(KVBuildError, match=r"no column 'punsafe'; columns are hash, aesthetic"):
+        build_kv(sail, _delta(sail, rows, tmp_path / "t"), tmp_path / "x.kv", ["punsafe"])
+
+
+def test_batch_and_single_lookups_agree_and_absent_keys_give_nan(scores_kv: tuple[pa.Table, Path]) -> None:
+    _, path = scores_kv
+    kv = KV(path)
+    present = np.asarray(kv.keys[::37])
+    absent = present[:-1] + 1  # keys are random int64s: their neighbours are not in the file
+    query = np.concatenate([absent, present])[::-1]
+    values, found = kv.get_batch(query)
+    assert found.tolist() == [key in kv for key in query.tolist()]
+    assert found.sum() == present.shape[0]
+    for key, row, hit in zip(query.tolist(), values, found, strict=True):
+        if hit:
+            np.testing.assert_array_equal(row, np.array(kv[key], dtype=np.float32))
+        else:
+            assert np.isnan(row).all()
+            with pytest.raises(KeyError):
+                kv[key]
+
+
+def test_lookup_by_url_and_text_uses_the_laion_hash(sail: LakeSession, tmp_path: Path) -> None:
+    assert laion_key(EXAMPLE_URL, EXAMPLE_TEXT) == EXAMPLE_HASH
+    rows = pa.table({"hash": pa.array([EXAMPLE_HASH, 1], pa.int64()), "aesthetic": pa.array([6.5, 2.0], pa.float32())})
+    out = tmp_path / "example.kv"
+    build_kv(sail, _delta(sail, rows, tmp_path / "t"), out, ["aesthetic"])
+    assert KV(out).get_text(EXAMPLE_URL, EXAMPLE_TEXT) == (6.5,)
+    got = CliRunner().invoke(app, ["kv-get", str(out), "--url", EXAMPLE_URL, "--text", EXAMPLE_TEXT])
+    assert got.exit_code == 0, got.output
+    assert got.output.split() == [str(EXAMPLE_HASH), "6.5"]
+
+
+def test_kv_get_exits_1_with_a_message_when_the_hash_is_absent(scores_kv: tuple[pa.Table, Path]) -> None:
+    _, path = scores_kv
+    missing = int(KV(path).keys[0]) - 1
+    got = CliRunner().invoke(app, ["kv-get", str(path), "--hash", str(missing)])
+    assert got.exit_code == 1
+    assert f"hash {missing} not found in {path}" in got.output
+
+
+def _write_records(path: Path, keys: list[int], value_format: str = "e") -> Path:
+    records = np.zeros(len(keys), dtype=record_dtype(value_format))
+    records["key"] = keys
+    path.write_bytes(records.tobytes())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("keys", "cut", "message"),
+    [
+        ([1, 2, 3], 3, r"size 27 bytes is not a multiple of the 10-byte record"),
+        ([1, 5, 3], 0, r"keys not sorted: record 1 has key 5 and record 2 has key 3"),
+        ([1, 4, 4], 0, r"duplicate key: record 1 has key 4 and record 2 has key 4"),
+    ],
+    ids=["truncated", "unsorted", "duplicate"],
+)
+def test_bad_files_are_refused_by_the_reader_and_by_kv_verify(
+    tmp_path: Path, keys: list[int], cut: int, message: str
+) -> None:
+    path = _write_records(tmp_path / "bad.kv", keys)
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) - cut])
+    with pytest.raises(KVFormatError, match=message):
+        KV(path)
+    got = CliRunner().invoke(app, ["kv-verify", str(path)])
+    assert got.exit_code == 1
+    assert "error:" in got.output and message.replace("\\", "").split(":")[0] in got.output
+
+
+def test_open_checks_a_sample_of_large_files_and_verify_checks_every_record(tmp_path: Path) -> None:
+    n = OPEN_CHECK_RECORDS * 4
+    keys = np.arange(n, dtype=np.int64) * 2
+    keys[n // 2 : n // 2 + 64] = -1  # a disordered run longer than the sampling step
+    with pytest.raises(KVFormatError, match="keys not sorted"):
+        KV(_write_records(tmp_path / "disordered.kv", keys.tolist()))
+    keys = np.arange(n, dtype=np.int64) * 2
+    keys[n // 2 + 1] = keys[n // 2]  # one duplicate between two sampled records
+    kv = KV(_write_records(tmp_path / "duplicate.kv", keys.tolist()))
+    with pytest.raises(KVFormatError, match=f"duplicate key: record {n // 2:,} has key {keys[n // 2]}"):
+        kv.verify()
+
+
+def test_kv_verify_accepts_a_good_file_and_refuses_the_wrong_value_format(tmp_path: Path) -> None:
+    path = _write_records(tmp_path / "five.kv", [1, 2, 3, 4, 5])  # 50 bytes: 5 records of q + e
+    ok = CliRunner().invoke(app, ["kv-verify", str(path)])
+    assert ok.exit_code == 0 and "OK, 5 records of 10 bytes" in ok.output
+    wrong_format = CliRunner().invoke(app, ["kv-verify", str(path), "--value-format", "ee"])
+    assert wrong_format.exit_code == 1
+    assert "size 50 bytes is not a multiple of the 12-byte record" in wrong_format.output
+
+
+def test_record_layout_matches_struct_packing_with_alignment() -> None:
+    assert [record_dtype(f).itemsize for f in ("e", "ee", "f", "ef")] == [10, 12, 12, 16]
+    assert record_dtype("ef").fields["v1"][1] == 12  # struct.pack("ef") pads the float32 to 4-byte alignment
+
+
+def test_cli_build_prints_the_row_accounting_and_records_the_run(sail: LakeSession, tmp_path: Path) -> None:
+    rows = _scores(500, seed=4)
+    table = _delta(sail, rows, tmp_path / "t")
+    out = tmp_path / "cli.kv"
+    proc = run_cli(
+        "build-kv",
+        "--table",
+        str(table),
+        "--value-columns",
+        "aesthetic",
+        "--out",
+        str(out),
+        "--lake",
+        str(tmp_path / "lake"),
+    )
+    result = build_kv(sail, table, tmp_path / "lib.kv", ["aesthetic"])
+    assert out.read_bytes() == (tmp_path / "lib.kv").read_bytes()
+    assert (
+        f"rows in 500 = written {result.rows_written:,} + duplicates dropped {result.duplicates_dropped:,} "
+        f"+ null keys rejected {result.null_keys_rejected:,}" in proc.stdout
+    )
+    runs = DeltaTable(str(tmp_path / "lake" / "runs")).to_pandas()
+    assert dict(zip(runs["metric"], runs["value"], strict=True))["rows_written"] == result.rows_written
+
+
+@pytest.mark.slow
+def test_classic_spark_builds_the_same_bytes_as_sail(scores_kv: tuple[pa.Table, Path], tmp_path: Path) -> None:
+    rows, sail_file = scores_kv
+    source = tmp_path / "parquet_table"
+    source.mkdir()
+    pq.write_table(rows.slice(0, 1500), source / "part-0.parquet")
+    pq.write_table(rows.slice(1500), source / "part-1.parquet")
+    out = tmp_path / "classic.kv"
+    run_cli(
+        "build-kv", "--engine", "local", "--table-format", "parquet", "--table", str(source),
+        "--value-columns", "aesthetic", "--out", str(out), "--max-rows-per-range", "1500",
+    )  # fmt: skip
+    assert out.read_bytes() == sail_file.read_bytes()
+
+
+def test_empty_table_gives_an_empty_kv_that_reads_back(sail: LakeSession, tmp_path: Path) -> None:
+    out = tmp_path / "empty.kv"
+    result = build_kv(sail, sail.spark.createDataFrame([], "hash long, aesthetic float"), out, ["aesthetic"])
+    assert (result.rows_in, out.stat().st_size) == (0, 0)
+    values, found = KV(out).get_batch(np.array([1, 2]))
+    assert values.shape == (2, 1) and not found.any()
