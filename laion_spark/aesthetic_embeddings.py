@@ -1,0 +1,207 @@
+"""Aesthetic embeddings: the mean L2-normalised CLIP image embedding of each integer score bucket.
+
+LAION published them as ``rating0.npy`` ... ``rating9.npy`` (float32, shape
+``(1, d)``, unit length) and uses them to steer retrieval towards pretty images:
+``(q + w*a) / ||q + w*a||`` (:func:`guide`).
+
+How they are built here: one Spark task per embedding shard memory-maps the
+``.npy``, normalises the rows, scores them with the head and adds each row to
+the float64 sum of its bucket ``clip(floor(score), 0, 9)``: bucket 0 holds every
+score below 1 (negative ones too) and bucket 9 every score from 9 up, as LAION's
+ratings run 0..9. Rows that cannot be normalised or scored (NaN, infinite or
+all-zero embeddings) are rejected and counted, never averaged in. Each task
+yields 11 small rows (10 buckets and the reject count); the driver adds them up,
+divides and normalises again. Lake table ``aesthetic_embeddings``, 10 rows per
+model and head: ``model string, head string, bucket int, count long,
+embedding array<float>`` (null for an empty bucket).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType, IntegerType, LongType, StringType, StructField, StructType
+
+from .heads import Head
+from .lake import read_table, table_exists, write_table
+from .runs import RunSummary, record_run
+from .session import LakeSession
+from .shards import Shard, ShardLayoutError, discover_shards
+
+RATINGS = 10
+#: Rows per chunk read from a memory-mapped shard (bounds a task's memory to ~100 MB at d=768).
+CHUNK_ROWS = 32_768
+_REJECTED = -1
+EMBEDDINGS_SCHEMA = StructType(
+    [
+        StructField("model", StringType()),
+        StructField("head", StringType()),
+        StructField("bucket", IntegerType()),
+        StructField("count", LongType()),
+        StructField("embedding", ArrayType(FloatType())),
+    ]
+)
+_PARTIAL_SCHEMA = pa.schema([("bucket", pa.int32()), ("count", pa.int64()), ("sum", pa.list_(pa.float64()))])
+
+
+def bucket_sums(embeddings: np.ndarray, head: Head, chunk_rows: int = CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per rating bucket, the float64 sum and count of the normalised rows of ``embeddings``, and the rejects.
+
+    Returns ``(sums (10, d), counts (10,), rejected)``; ``counts.sum() + rejected == len(embeddings)``.
+    """
+    dim = embeddings.shape[1]
+    sums = np.zeros((RATINGS, dim), dtype=np.float64)
+    counts = np.zeros(RATINGS, dtype=np.int64)
+    rejected = 0
+    for start in range(0, embeddings.shape[0], chunk_rows):
+        chunk = np.asarray(embeddings[start : start + chunk_rows], dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.linalg.norm(chunk, axis=1)
+        usable = np.isfinite(norms) & (norms > 0)
+        unit = chunk[usable] / norms[usable, None]
+        scores = head.score(unit) if len(unit) else np.zeros(0, np.float32)
+        scored = np.isfinite(scores)
+        rejected += int(len(chunk) - scored.sum())
+        unit, scores = unit[scored], scores[scored]
+        buckets = np.clip(np.floor(scores), 0, RATINGS - 1).astype(np.int64)
+        counts += np.bincount(buckets, minlength=RATINGS)
+        for bucket in np.unique(buckets):
+            sums[bucket] += unit[buckets == bucket].sum(axis=0, dtype=np.float64)
+    return sums, counts, rejected
+
+
+def _plan(embeddings: Sequence[str | Path], head: Head) -> tuple[list[Shard], int]:
+    """Every shard of every folder and their total rows; widths checked against the head (headers only)."""
+    shards, total = [], 0
+    for root in embeddings:
+        for shard in discover_shards(root):
+            rows, width = shard.shape()
+            if width != head.dim:
+                raise ShardLayoutError(f"{shard.npy}: embeddings are {width}-d but head {head.name} expects {head.dim}")
+            shards.append(shard)
+            total += rows
+    return shards, total
+
+
+def _shard_partials(head: Head):
+    """The ``mapInArrow`` function: per shard path, 10 bucket rows and one reject-count row."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for npy in batch.column("npy").to_pylist():
+                sums, counts, rejected = bucket_sums(np.load(npy, mmap_mode="r"), head)
+                yield pa.RecordBatch.from_pydict(
+                    {
+                        "bucket": [*range(RATINGS), _REJECTED],
+                        "count": [*counts.tolist(), rejected],
+                        "sum": [*sums.tolist(), []],
+                    },
+                    schema=_PARTIAL_SCHEMA,
+                )
+
+    return run
+
+
+def compute_aesthetic_embeddings(
+    lake: LakeSession, embeddings: Sequence[str | Path], head: Head
+) -> tuple[list[tuple[str, str, int, int, list[float] | None]], RunSummary]:
+    """Bucket-mean embeddings of every shard under ``embeddings`` (one Spark task per shard).
+
+    Returns the table rows ``(model, head, bucket, count, embedding)`` and a run summary
+    (``shards, rows, rows_bucketed, rows_rejected``).
+    """
+    shards, rows_in = _plan(embeddings, head)
+    plan = lake.spark.createDataFrame([(s.npy,) for s in shards], "npy string").repartition(max(len(shards), 1))
+    partials = plan.mapInArrow(_shard_partials(head), "bucket int, count long, sum array<double>").toArrow()
+    bucket = partials.column("bucket").to_numpy()
+    count = partials.column("count").to_numpy()
+    rated = bucket != _REJECTED
+    sums = np.zeros((RATINGS, head.dim), dtype=np.float64)
+    if rated.any():
+        flat = partials.filter(pa.array(rated)).column("sum").combine_chunks().flatten().to_numpy()
+        np.add.at(sums, bucket[rated], flat.reshape(-1, head.dim))
+    counts = np.bincount(bucket[rated], weights=count[rated], minlength=RATINGS).astype(np.int64)
+    rejected = int(count[~rated].sum())
+    if int(counts.sum()) + rejected != rows_in:
+        raise RuntimeError(
+            f"aesthetic embeddings: {rows_in} rows in the shards but {counts.sum()} bucketed + {rejected} rejected"
+        )
+    rows = []
+    for b in range(RATINGS):
+        mean = sums[b] / counts[b] if counts[b] else None
+        unit = (mean / np.linalg.norm(mean)).astype(np.float32).tolist() if mean is not None else None
+        rows.append((head.model, head.name, b, int(counts[b]), unit))
+    summary = RunSummary(job="aesthetic-embeddings", collection="*")
+    summary.metrics = {
+        "shards": len(shards),
+        "rows": rows_in,
+        "rows_bucketed": int(counts.sum()),
+        "rows_rejected": rejected,
+    }
+    return rows, summary
+
+
+def build_aesthetic_embeddings(
+    lake: LakeSession, embeddings: Sequence[str | Path], head: Head, lake_dir: str | Path
+) -> RunSummary:
+    """Compute the bucket means and replace this model and head's rows of ``<lake_dir>/aesthetic_embeddings``.
+
+    The table is tiny (10 rows per head), so the other heads' rows are read to the driver and the
+    whole table is rewritten: Sail's ``replaceWhere`` fails on tables with array columns.
+    """
+    rows, summary = compute_aesthetic_embeddings(lake, embeddings, head)
+    path = Path(lake_dir) / "aesthetic_embeddings"
+    kept: list[tuple[str, str, int, int, list[float] | None]] = []
+    if table_exists(lake, path):
+        other = (F.col("model") != F.lit(head.model)) | (F.col("head") != F.lit(head.name))
+        for row in read_table(lake, path).where(other).toPandas().itertuples():
+            embedding = None if row.embedding is None else np.asarray(row.embedding, dtype=np.float32).tolist()
+            kept.append((row.model, row.head, int(row.bucket), int(row.count), embedding))
+    frame = lake.spark.createDataFrame(kept + rows, schema=EMBEDDINGS_SCHEMA).coalesce(1)
+    write_table(lake, frame, path, mode="overwrite")
+    record_run(lake, lake_dir, summary)
+    return summary
+
+
+def export_aesthetic_embeddings(
+    lake: LakeSession, lake_dir: str | Path, out: str | Path, head: str | None = None
+) -> dict[int, Path]:
+    """Write ``rating{N}.npy`` (float32, shape ``(1, d)``, like LAION's files) for each non-empty bucket.
+
+    ``head`` picks the head's rows when the table holds several. Returns ``{bucket: path}``.
+    """
+    table = read_table(lake, Path(lake_dir) / "aesthetic_embeddings").toPandas()
+    heads = sorted(table["head"].unique())
+    if head is None:
+        if len(heads) != 1:
+            raise ValueError(f"aesthetic_embeddings holds heads {heads}; choose one with --head")
+        head = heads[0]
+    if head not in heads:
+        raise ValueError(f"aesthetic_embeddings has no rows for head {head!r}; it holds {heads}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for row in table[table["head"] == head].sort_values("bucket").itertuples():
+        if row.count == 0 or row.embedding is None:
+            continue
+        path = out / f"rating{row.bucket}.npy"
+        np.save(path, np.asarray(row.embedding, dtype=np.float32).reshape(1, -1))
+        written[int(row.bucket)] = path
+    return written
+
+
+def guide(query: np.ndarray, aesthetic: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """Retrieval guidance ``(q + w*a) / ||q + w*a||`` for a query (d,) or queries (n, d); float32."""
+    q = np.asarray(query, dtype=np.float64)
+    a = np.asarray(aesthetic, dtype=np.float64).reshape(-1)
+    if q.shape[-1] != a.shape[0]:
+        raise ValueError(f"query width {q.shape[-1]} differs from the aesthetic embedding's {a.shape[0]}")
+    combined = q + weight * a
+    norms = np.linalg.norm(combined, axis=-1, keepdims=True)
+    if np.any(norms == 0) or not np.all(np.isfinite(norms)):
+        raise ValueError("query + weight * aesthetic has zero or non-finite length; cannot normalise")
+    return (combined / norms).astype(np.float32)

@@ -1,0 +1,112 @@
+"""Score distributions: counts of aesthetic scores per unit bucket, in LAION's published form.
+
+The lake table ``score_distribution`` is long format, one row per
+``(collection, head, bucket)`` with every bucket present (zero counts too):
+``collection string, head string, bucket string, bucket_order int, count long``.
+Buckets are ``below_0``, ``0-1`` ... ``9-10`` (``[k, k+1)`` by floor), ``10_and_above``
+and ``missing`` (null or NaN score), so the counts of a collection and head sum to
+its rows in ``aesthetic_tags``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
+
+from .lake import read_table, write_table
+from .session import LakeSession
+
+#: LAION's unit buckets, in order.
+UNIT_BUCKETS = tuple(f"{k}-{k + 1}" for k in range(10))
+#: Every bucket of the table, in ``bucket_order``.
+BUCKETS = ("below_0", *UNIT_BUCKETS, "10_and_above", "missing")
+DISTRIBUTION_SCHEMA = StructType(
+    [
+        StructField("collection", StringType()),
+        StructField("head", StringType()),
+        StructField("bucket", StringType()),
+        StructField("bucket_order", IntegerType()),
+        StructField("count", LongType()),
+    ]
+)
+
+
+def bucket_order(score: Column) -> Column:
+    """Index into :data:`BUCKETS` of each score: below 0, floor bucket, 10 and above, missing."""
+    return (
+        F.when(score.isNull() | F.isnan(score), F.lit(len(BUCKETS) - 1))
+        .when(score < 0, F.lit(0))
+        .when(score >= 10, F.lit(len(BUCKETS) - 2))
+        .otherwise(F.floor(score.cast("double")).cast("int") + 1)
+        .cast("int")
+    )
+
+
+def score_distribution(tags: DataFrame) -> pd.DataFrame:
+    """Counts per ``(collection, head, bucket)`` of an ``aesthetic_tags`` frame, every bucket listed."""
+    grouped = (
+        tags.groupBy("collection", "head", bucket_order(F.col("aesthetic")).alias("bucket_order"))
+        .agg(F.count(F.lit(1)).cast("long").alias("count"))
+        .toPandas()
+    )
+    pairs = grouped[["collection", "head"]].drop_duplicates()
+    full = pairs.merge(pd.DataFrame({"bucket_order": range(len(BUCKETS))}), how="cross")
+    full = full.merge(grouped, on=["collection", "head", "bucket_order"], how="left")
+    full["count"] = full["count"].fillna(0).astype("int64")
+    full["bucket_order"] = full["bucket_order"].astype("int32")
+    full["bucket"] = [BUCKETS[i] for i in full["bucket_order"]]
+    full = full.sort_values(["collection", "head", "bucket_order"], ignore_index=True)
+    return full[[f.name for f in DISTRIBUTION_SCHEMA.fields]]
+
+
+def build_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataFrame:
+    """Compute the distribution of ``<lake_dir>/aesthetic_tags`` and rewrite ``<lake_dir>/score_distribution``."""
+    table = score_distribution(read_table(lake, Path(lake_dir) / "aesthetic_tags"))
+    frame = lake.spark.createDataFrame(table, schema=DISTRIBUTION_SCHEMA)
+    write_table(lake, frame.coalesce(1), Path(lake_dir) / "score_distribution", mode="overwrite")
+    return table
+
+
+def read_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataFrame:
+    """The ``score_distribution`` table as pandas, sorted by collection, head and bucket."""
+    table = read_table(lake, Path(lake_dir) / "score_distribution").toPandas()
+    return table.sort_values(["collection", "head", "bucket_order"], ignore_index=True)
+
+
+def choose_unit(counts: Mapping[str, int]) -> tuple[str, float]:
+    """LAION's ``M`` (millions) once a bucket reaches a million, ``K`` from a thousand, else plain counts."""
+    largest = max(counts.values(), default=0)
+    if largest >= 1_000_000:
+        return "M", 1e6
+    if largest >= 1_000:
+        return "K", 1e3
+    return "", 1.0
+
+
+def laion_form(counts: Mapping[str, int], unit: tuple[str, float] | None = None) -> dict[str, str]:
+    """``{'0-1': '2.66M', ...}`` over LAION's unit buckets, as LAION published its distribution."""
+    unit_counts = {b: int(counts.get(b, 0)) for b in UNIT_BUCKETS}
+    suffix, scale = unit or choose_unit(unit_counts)
+    if not suffix:
+        return {b: str(n) for b, n in unit_counts.items()}
+    return {b: f"{n / scale:.2f}{suffix}" for b, n in unit_counts.items()}
+
+
+def format_distribution(table: pd.DataFrame) -> str:
+    """Text for ``laion-spark stats``: per collection and head, LAION's form and the exact counts."""
+    blocks = []
+    for (collection, head), group in table.groupby(["collection", "head"], sort=True):
+        counts = dict(zip(group["bucket"], group["count"].astype(int), strict=True))
+        total = sum(counts.values())
+        lines = [f"{collection}  head {head}  rows {total:,}", f"  {laion_form(counts)}"]
+        width = max(len(b) for b in BUCKETS)
+        for bucket in BUCKETS:
+            share = counts.get(bucket, 0) / total if total else 0.0
+            lines.append(f"  {bucket:<{width}}  {counts.get(bucket, 0):>14,}  {share:7.2%}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

@@ -1,0 +1,168 @@
+"""The pipeline configuration (``conf/pipeline.yaml``): safety filter, subsets, shuffle, file count.
+
+Loaded into frozen dataclasses and validated strictly: an unknown key, a value
+of the wrong type or a duplicate subset name is a :class:`PipelineConfigError`
+naming the key (``subsets[2].threshold: expected a number, got 'high'``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .collections import COLLECTIONS
+from .session import conf_dir
+
+_SUBSET_NAME = re.compile(r"^[a-z0-9_]+$")
+
+
+class PipelineConfigError(ValueError):
+    """The pipeline configuration is malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """LAION's safety filter: ``pwatermark < pwatermark_below AND punsafe < punsafe_below``."""
+
+    pwatermark_below: float = 0.8
+    punsafe_below: float = 0.5
+    keep_null_tags: bool = False
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    """One subset: rows passing the safety filter with ``aesthetic > threshold``."""
+
+    name: str
+    threshold: float
+    collections: tuple[str, ...] | None = None
+    extra_columns: tuple[str, ...] = ()
+
+    @property
+    def table(self) -> str:
+        """Name of the subset's lake table, ``subset_<name>``."""
+        return f"subset_{self.name}"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole ``pipeline.yaml``."""
+
+    safety: SafetyConfig
+    subsets: tuple[SubsetSpec, ...]
+    shuffle_seed: int | None = None
+    target_files: int | None = None
+
+
+def default_config_path() -> Path:
+    """``<conf_dir>/pipeline.yaml`` (``$LAION_SPARK_CONF_DIR`` or the repository's ``conf/``)."""
+    return conf_dir() / "pipeline.yaml"
+
+
+def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
+    """Read and validate the YAML file at ``path`` (default: :func:`default_config_path`)."""
+    path = Path(path) if path is not None else default_config_path()
+    if not path.is_file():
+        raise PipelineConfigError(f"pipeline config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise PipelineConfigError(f"{path}: not valid YAML ({err})") from err
+    try:
+        return parse_pipeline_config(data)
+    except PipelineConfigError as err:
+        raise PipelineConfigError(f"{path}: {err}") from None
+
+
+def parse_pipeline_config(data: object) -> PipelineConfig:
+    """Validate an already-parsed mapping and build the :class:`PipelineConfig`."""
+    top = _mapping(data, "config", required={"subsets"}, optional={"safety", "shuffle_seed", "target_files"})
+    safety = _safety(top.get("safety", {}))
+    raw_subsets = top["subsets"]
+    if not isinstance(raw_subsets, list) or not raw_subsets:
+        raise PipelineConfigError(f"subsets: expected a non-empty list, got {raw_subsets!r}")
+    subsets = tuple(_subset(item, f"subsets[{i}]") for i, item in enumerate(raw_subsets))
+    seen: set[str] = set()
+    for i, spec in enumerate(subsets):
+        if spec.name in seen:
+            raise PipelineConfigError(f"subsets[{i}].name: duplicate subset name {spec.name!r}")
+        seen.add(spec.name)
+    seed = top.get("shuffle_seed")
+    if seed is not None and not _is_int(seed):
+        raise PipelineConfigError(f"shuffle_seed: expected an integer or null, got {seed!r}")
+    files = top.get("target_files")
+    if files is not None and (not _is_int(files) or files < 1):
+        raise PipelineConfigError(f"target_files: expected a positive integer or null, got {files!r}")
+    return PipelineConfig(safety=safety, subsets=subsets, shuffle_seed=seed, target_files=files)
+
+
+def _safety(data: object) -> SafetyConfig:
+    safety = _mapping(data, "safety", optional={"pwatermark_below", "punsafe_below", "keep_null_tags"})
+    defaults = SafetyConfig()
+    keep = safety.get("keep_null_tags", defaults.keep_null_tags)
+    if not isinstance(keep, bool):
+        raise PipelineConfigError(f"safety.keep_null_tags: expected true or false, got {keep!r}")
+    return SafetyConfig(
+        pwatermark_below=_number(safety.get("pwatermark_below", defaults.pwatermark_below), "safety.pwatermark_below"),
+        punsafe_below=_number(safety.get("punsafe_below", defaults.punsafe_below), "safety.punsafe_below"),
+        keep_null_tags=keep,
+    )
+
+
+def _subset(data: object, where: str) -> SubsetSpec:
+    item = _mapping(data, where, required={"name", "threshold"}, optional={"collections", "extra_columns"})
+    name = item["name"]
+    if not isinstance(name, str) or not _SUBSET_NAME.match(name):
+        raise PipelineConfigError(f"{where}.name: expected lower-case letters, digits and _, got {name!r}")
+    collections = item.get("collections")
+    if collections is not None:
+        collections = _strings(collections, f"{where}.collections")
+        unknown = [c for c in collections if c not in COLLECTIONS]
+        if unknown:
+            raise PipelineConfigError(
+                f"{where}.collections: unknown collection {unknown[0]!r}; known: {', '.join(COLLECTIONS)}"
+            )
+    extra = _strings(item.get("extra_columns", []), f"{where}.extra_columns")
+    return SubsetSpec(
+        name=name,
+        threshold=_number(item["threshold"], f"{where}.threshold"),
+        collections=collections,
+        extra_columns=extra,
+    )
+
+
+def _mapping(data: object, where: str, *, required: set[str] = frozenset(), optional: set[str]) -> Mapping:
+    if not isinstance(data, Mapping):
+        raise PipelineConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    allowed = required | optional
+    for key in data:
+        if key not in allowed:
+            prefix = "" if where == "config" else f"{where}."
+            raise PipelineConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(sorted(allowed))}")
+    for key in sorted(required):
+        if key not in data:
+            prefix = "" if where == "config" else f"{where}."
+            raise PipelineConfigError(f"{prefix}{key}: missing required key")
+    return data
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PipelineConfigError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PipelineConfigError(f"{where}: expected a list of strings, got {value!r}")
+    if len(set(value)) != len(value):
+        raise PipelineConfigError(f"{where}: duplicate entries in {value!r}")
+    return tuple(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

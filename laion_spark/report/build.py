@@ -1,0 +1,56 @@
+"""``build_report``: gather the lake's tables, draw the charts, write ``index.html`` beside them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..pipeline_config import PipelineConfig, load_pipeline_config
+from ..session import LakeSession
+from .charts import distribution_chart, funnel_chart
+from .data import JOINED_STAGE, SAFETY_STAGE, ReportData, gather_report_data
+from .html import render_report
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def funnel_stages(data: ReportData) -> list[str]:
+    """``joined``, ``passed safety``, then the subsets present, largest first."""
+    if data.funnel is None:
+        return []
+    subsets = data.funnel[~data.funnel["stage"].isin([JOINED_STAGE, SAFETY_STAGE])]
+    by_size = subsets.groupby("stage")["rows"].sum().sort_values(ascending=False, kind="stable")
+    return [JOINED_STAGE, SAFETY_STAGE, *by_size.index]
+
+
+def draw_charts(data: ReportData, out: Path, log_scale: bool = False) -> dict[str, Path]:
+    """Write the PNG charts into ``out``; keys ``distribution:<collection>`` and ``funnel``."""
+    charts: dict[str, Path] = {}
+    if data.distribution is not None:
+        for collection, group in data.distribution.groupby("collection", sort=True):
+            path = out / f"distribution_{_slug(str(collection))}.png"
+            charts[f"distribution:{collection}"] = distribution_chart(group, str(collection), path, log_scale)
+    if data.funnel is not None:
+        charts["funnel"] = funnel_chart(data.funnel, funnel_stages(data), out / "funnel.png")
+    return charts
+
+
+def build_report(
+    lake: LakeSession,
+    lake_dir: str | Path,
+    out: str | Path,
+    *,
+    config: PipelineConfig | None = None,
+    log_scale: bool = False,
+    samples_per_bucket: int = 3,
+) -> Path:
+    """Write ``<out>/index.html`` (self-contained) and its PNG charts; return the HTML path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = gather_report_data(lake, lake_dir, config or load_pipeline_config(), samples_per_bucket)
+    charts = draw_charts(data, out, log_scale)
+    page = out / "index.html"
+    page.write_text(render_report(data, charts, funnel_stages(data), log_scale), encoding="utf-8")
+    return page

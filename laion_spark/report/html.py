@@ -1,0 +1,261 @@
+"""The report page: one self-contained HTML file (inline CSS, charts as base64 data URIs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ..distribution import BUCKETS, UNIT_BUCKETS, laion_form
+from .data import ReportData
+
+_CSS = """
+:root { --ink: #22262e; --muted: #5d6470; --line: #e3e6ea; --accent: #3b6fb6; --warn-bg: #fff4e0; --warn: #8a5200; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); background: #f6f7f9;
+       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1040px; margin: 0 auto; padding: 28px 24px 64px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 10px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+p.meta, .muted { color: var(--muted); font-size: 13px; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #eef0f3; padding: 1px 4px;
+       border-radius: 3px; }
+.notice { background: var(--warn-bg); color: var(--warn); border-left: 4px solid #e08a2c; padding: 10px 14px;
+          border-radius: 4px; margin: 14px 0; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; margin: 18px 0; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
+.card .value { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; }
+.card .label { color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 0 14px; }
+ul.forms { padding-left: 18px; font-size: 13px; }
+ul.metrics { list-style: none; margin: 0; padding: 0; columns: 3 190px; column-gap: 18px; }
+ul.metrics li { break-inside: avoid; }
+ul.forms code { white-space: normal; overflow-wrap: anywhere; }
+figure { background: #fff; border: 1px solid var(--line); border-radius: 8px; margin: 12px 0; padding: 10px; }
+figure img { display: block; width: 100%; height: auto; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; }
+table { border-collapse: collapse; width: 100%; background: #fff; font-size: 13px; margin: 8px 0 16px;
+        border: 1px solid var(--line); }
+th, td { text-align: left; padding: 5px 9px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: #f0f2f5; font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td { overflow-wrap: anywhere; }
+.url { display: inline-block; max-width: 280px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+       vertical-align: bottom; font-size: 12px; }
+a { color: var(--accent); }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _png_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _figure(path: Path, alt: str, caption: str) -> str:
+    return (
+        f'<figure><img src="{_png_data_uri(path)}" alt="{_e(alt)}" data-file="{_e(path.name)}">'
+        f"<figcaption>{caption} <span class='muted'>(also <code>{_e(path.name)}</code>)</span></figcaption></figure>"
+    )
+
+
+def _table(headers: list[tuple[str, bool]], rows: list[list[str]]) -> str:
+    """``headers`` are ``(text, numeric)``; ``rows`` hold already escaped cell HTML."""
+
+    def cell(tag: str, content: str, numeric: bool) -> str:
+        return f'<{tag} class="num">{content}</{tag}>' if numeric else f"<{tag}>{content}</{tag}>"
+
+    head = "".join(cell("th", _e(text), num) for text, num in headers)
+    body = "".join(
+        "<tr>" + "".join(cell("td", content, num) for content, (_, num) in zip(row, headers, strict=True)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _heads_section(data: ReportData) -> str:
+    if not data.heads:
+        return ""
+    named = ", ".join(f"<code>{_e(h)}</code>" for h in data.heads)
+    text = f"<p>Scores in this lake come from head {named} (from <code>aesthetic_tags.head</code>).</p>"
+    synthetic = [h for h in data.heads if "synthetic" in h.lower()]
+    if synthetic:
+        text += (
+            '<div class="notice"><strong>Synthetic head.</strong> '
+            f"{', '.join(f'<code>{_e(h)}</code>' for h in synthetic)} is a synthetic head written by "
+            "<code>laion-spark sample</code> to exercise the pipeline: its scores are not aesthetic judgements, "
+            "and the shape below only mimics LAION's.</div>"
+        )
+    return text
+
+
+def _cards(data: ReportData) -> str:
+    cards = []
+    if data.distribution is not None:
+        cards.append(("rows scored", int(data.distribution["count"].sum())))
+    if data.funnel is not None:
+        totals = data.funnel.groupby("stage", sort=False)["rows"].sum()
+        cards += [(stage, int(rows)) for stage, rows in totals.items()]
+    if not cards:
+        return ""
+    items = "".join(
+        f'<div class="card"><div class="value">{value:,}</div><div class="label">{_e(label)}</div></div>'
+        for label, value in cards
+    )
+    return f'<div class="cards">{items}</div>'
+
+
+def _distribution_section(data: ReportData, charts: Mapping[str, Path], log_scale: bool) -> str:
+    if data.distribution is None:
+        return ""
+    figures = "".join(
+        _figure(path, f"score distribution of {key.split(':', 1)[1]}", _e(key.split(":", 1)[1]))
+        for key, path in charts.items()
+        if key.startswith("distribution:")
+    )
+    return (
+        "<h2>Score distribution</h2>"
+        "<p class='muted'>Rows of <code>aesthetic_tags</code> per unit score bucket; the line is LAION's published "
+        f"laion2B-en distribution scaled to the same number of rows, for comparing shapes{' (log scale)' if log_scale else ''}.</p>"
+        f'<div class="grid">{figures}</div>' + _distribution_table(data.distribution)
+    )
+
+
+def _distribution_table(table: pd.DataFrame) -> str:
+    """Buckets down, one count and share column pair per (collection, head); LAION's form under it."""
+    pivot = table.pivot_table(index="bucket", columns=["collection", "head"], values="count", aggfunc="sum")
+    pivot = pivot.reindex([b for b in BUCKETS if b in UNIT_BUCKETS or pivot.loc[b].sum() > 0])
+    totals = table.groupby(["collection", "head"])["count"].sum()
+    headers = [("bucket", False)]
+    for collection, head in pivot.columns:
+        headers += [(f"{collection} · {head}", True), ("share", True)]
+    rows = []
+    for bucket, values in pivot.iterrows():
+        cells = [_e(bucket)]
+        for key, count in values.items():
+            total = int(totals[key])
+            cells += [f"{int(count):,}", f"{int(count) / total:.2%}" if total else "-"]
+        rows.append(cells)
+    rows.append(
+        ["<strong>rows</strong>", *(c for key in pivot.columns for c in (f"<strong>{int(totals[key]):,}</strong>", ""))]
+    )
+    forms = "".join(
+        f"<li>{_e(collection)} · {_e(head)}: <code>{_e(laion_form(dict(zip(group['bucket'], group['count'].astype(int), strict=True))))}</code></li>"
+        for (collection, head), group in table.groupby(["collection", "head"], sort=True)
+    )
+    return _table(headers, rows) + f"<p>In LAION's published form:</p><ul class='forms'>{forms}</ul>"
+
+
+def _funnel_section(data: ReportData, charts: Mapping[str, Path], stages: list[str]) -> str:
+    if data.funnel is None:
+        return ""
+    parts = ["<h2>Subset funnel</h2>"]
+    if "funnel" in charts:
+        parts.append(_figure(charts["funnel"], "subset funnel", "Rows kept at each step, by collection."))
+    table = data.funnel.pivot_table(index="stage", columns="collection", values="rows", aggfunc="sum", fill_value=0)
+    table = table.reindex(stages, fill_value=0)
+    joined = int(table.iloc[0].sum()) if len(table) else 0
+    headers = [("stage", False)] + [(c, True) for c in table.columns] + [("total", True), ("of joined", True)]
+    rows = []
+    for stage, values in table.iterrows():
+        total = int(values.sum())
+        share = f"{total / joined:.2%}" if joined else "-"
+        rows.append([_e(stage), *(f"{int(v):,}" for v in values), f"{total:,}", share])
+    parts.append(_table(headers, rows))
+    return "".join(parts)
+
+
+def _url_cell(url: object) -> str:
+    if not isinstance(url, str):
+        return "<span class='muted'>(no URL)</span>"
+    if url.startswith(("http://", "https://")):
+        link = f'<a href="{_e(url)}" rel="noopener noreferrer nofollow">{_e(url)}</a>'
+        return f'<span class="url" title="{_e(url)}">{link}</span>'
+    return f'<span class="url" title="{_e(url)}">{_e(url)}</span>'
+
+
+def _samples_section(data: ReportData) -> str:
+    if data.samples is None or data.samples.empty:
+        return ""
+    rows = [
+        [
+            _e(BUCKETS[row.bucket_order]) if row.pick == 1 else "",
+            f"{row.aesthetic:.2f}",
+            _e(row.collection),
+            _e(row.TEXT),
+            _url_cell(row.URL),
+        ]
+        for row in data.samples.itertuples()
+    ]
+    headers = [("bucket", False), ("score", True), ("collection", False), ("caption", False), ("URL", False)]
+    return (
+        "<h2>Sample captions per bucket</h2>"
+        "<p class='muted'>A few rows of <code>joined</code> per score bucket, picked by a seeded hash.</p>"
+        + _table(headers, rows)
+    )
+
+
+def _embeddings_section(data: ReportData) -> str:
+    if data.embeddings is None or data.embeddings.empty:
+        return ""
+    parts = [
+        "<h2>Aesthetic embeddings</h2>",
+        "<p class='muted'>Rows averaged into each rating bucket (<code>rating0</code> ... <code>rating9</code>).</p>",
+    ]
+    for (model, head), group in data.embeddings.groupby(["model", "head"], sort=True):
+        counts = dict(zip(group["bucket"].astype(int), group["count"].astype(int), strict=True))
+        headers = [("model / head", False)] + [(f"rating{b}", True) for b in range(10)]
+        parts.append(_table(headers, [[f"{_e(model)} / {_e(head)}", *(f"{counts.get(b, 0):,}" for b in range(10))]]))
+    return "".join(parts)
+
+
+def _runs_section(data: ReportData) -> str:
+    if data.runs is None or data.runs.empty:
+        return ""
+    rows = []
+    for (_run_id, job, collection, engine), group in data.runs.groupby(
+        ["run_id", "job", "collection", "engine"], sort=False
+    ):
+        finished = pd.Timestamp(group["finished_at"].max()).strftime("%Y-%m-%d %H:%M:%S UTC")
+        metrics = "".join(
+            f"<li>{_e(m)} <strong>{int(v):,}</strong></li>"
+            for m, v in zip(group["metric"], group["value"], strict=True)
+        )
+        metrics = f'<ul class="metrics">{metrics}</ul>'
+        rows.append([_e(job), _e(collection), _e(engine), _e(finished), metrics])
+    headers = [("job", False), ("collection", False), ("engine", False), ("finished", False), ("counts", False)]
+    return "<h2>Run summary</h2><p class='muted'>Latest run of each job from <code>runs</code>.</p>" + _table(
+        headers, rows
+    )
+
+
+def render_report(data: ReportData, charts: Mapping[str, Path], stages: list[str], log_scale: bool = False) -> str:
+    """The whole HTML page."""
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    notes = "".join(f'<div class="notice">{_e(n)}</div>' for n in data.notes)
+    body = "".join(
+        [
+            "<h1>LAION-Aesthetics run report</h1>",
+            f"<p class='meta'>Lake <code>{_e(data.lake_dir)}</code> · generated {generated}</p>",
+            _heads_section(data),
+            notes,
+            _cards(data),
+            _distribution_section(data, charts, log_scale),
+            _funnel_section(data, charts, stages),
+            _samples_section(data),
+            _embeddings_section(data),
+            _runs_section(data),
+        ]
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>laion-spark report</title>\n<style>{_CSS}</style>\n</head>\n<body><main>\n{body}\n</main></body>\n</html>\n"
+    )

@@ -1,0 +1,216 @@
+"""LAION-Aesthetics subsets: the safety filter, then one table per aesthetic threshold.
+
+Semantics follow LAION's ``aesthetic_join.py`` / ``laion_art.py``:
+
+* safety: ``pwatermark < 0.8 AND punsafe < 0.5`` (thresholds from the config). With
+  LAION's SQL semantics a null tag fails the filter; ``keep_null_tags`` lets a null
+  tag pass (a known failing tag still fails). NaN tags always fail.
+* threshold: strict ``aesthetic > t``; a null or NaN score never passes.
+* columns, in order: LAION's ``URL, TEXT, WIDTH, HEIGHT, similarity, punsafe,
+  pwatermark, AESTHETIC_SCORE, hash``, then ``collection``, then the subset's
+  ``extra_columns`` (laion-art adds ``LANGUAGE``).
+* optional seeded shuffle: rows are spread over ``target_files`` partitions by
+  ``xxhash64(hash, seed)`` and sorted by it inside each one, so each output file
+  is a random, reproducible slice in random order. (On Sail ``orderBy(rand())``
+  does not shuffle, a global sort collapses to one partition, and a
+  ``sortWithinPartitions`` right before a write is dropped, so the in-partition
+  sort runs in ``mapInArrow``; one partition, i.e. one output file, is held in
+  memory at a time.)
+
+Each subset table is rewritten whole. Per subset a run summary is recorded whose
+counts add up: ``joined = passed_safety + failed_safety + failed_null_tags`` and
+``passed_safety = rows + below_threshold + missing_score``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from .lake import read_table, table_exists, table_path, write_table
+from .pipeline_config import PipelineConfig, SafetyConfig, SubsetSpec, load_pipeline_config
+from .runs import RunSummary, record_run
+from .session import LakeSession
+
+#: LAION's subset column order (``improved_aesthetics_*``), then ``collection``.
+SUBSET_COLUMNS = (
+    "URL",
+    "TEXT",
+    "WIDTH",
+    "HEIGHT",
+    "similarity",
+    "punsafe",
+    "pwatermark",
+    "AESTHETIC_SCORE",
+    "hash",
+    "collection",
+)
+#: Safety outcome of a ``joined`` row, one of these three.
+PASSED, FAILED_SAFETY, FAILED_NULL_TAGS = "passed", "failed_safety", "failed_null_tags"
+_SHUFFLE_KEY = "_shuffle_key"
+
+
+class SubsetError(ValueError):
+    """A subset cannot be built as configured (bad column, incompatible existing table)."""
+
+
+def _known_ok(column: str, below: float) -> Column:
+    """The tag is present, not NaN and below the limit (never null)."""
+    col = F.col(column)
+    return col.isNotNull() & ~F.isnan(col) & (col < F.lit(below))
+
+
+def safety_outcome(safety: SafetyConfig) -> Column:
+    """``passed`` / ``failed_safety`` / ``failed_null_tags`` for each ``joined`` row."""
+    w_ok, u_ok = _known_ok("pwatermark", safety.pwatermark_below), _known_ok("punsafe", safety.punsafe_below)
+    w_null, u_null = F.col("pwatermark").isNull(), F.col("punsafe").isNull()
+    known_bad = (~w_ok & ~w_null) | (~u_ok & ~u_null)
+    return (
+        F.when(w_ok & u_ok, F.lit(PASSED))
+        .when(known_bad, F.lit(FAILED_SAFETY))
+        .when(F.lit(safety.keep_null_tags), F.lit(PASSED))
+        .otherwise(F.lit(FAILED_NULL_TAGS))
+    )
+
+
+def passes_threshold(threshold: float) -> Column:
+    """Strict ``aesthetic > threshold``; false (never null) for a null or NaN score."""
+    score = F.col("aesthetic")
+    return score.isNotNull() & ~F.isnan(score) & (score > F.lit(threshold))
+
+
+def _has_score() -> Column:
+    return F.col("aesthetic").isNotNull() & ~F.isnan(F.col("aesthetic"))
+
+
+def subset_counts(joined: DataFrame, config: PipelineConfig) -> pd.DataFrame:
+    """Per collection: rows in ``joined``, safety outcomes, rows without a score and rows per subset.
+
+    One aggregate over ``joined``; columns ``collection, joined, passed_safety,
+    failed_safety, failed_null_tags, kept_null_tags, missing_score`` and one
+    ``subset_<name>`` column per configured subset (0 outside its collections).
+    """
+    outcome = safety_outcome(config.safety)
+    passed = outcome == F.lit(PASSED)
+    has_null_tag = F.col("pwatermark").isNull() | F.col("punsafe").isNull()
+
+    def count_if(condition: Column, name: str) -> Column:
+        return F.sum(F.when(condition, 1).otherwise(0)).cast("long").alias(name)
+
+    aggs = [
+        F.count(F.lit(1)).cast("long").alias("joined"),
+        count_if(passed, "passed_safety"),
+        count_if(outcome == F.lit(FAILED_SAFETY), "failed_safety"),
+        count_if(outcome == F.lit(FAILED_NULL_TAGS), "failed_null_tags"),
+        count_if(passed & has_null_tag, "kept_null_tags"),
+        count_if(passed & ~_has_score(), "missing_score"),
+    ]
+    for spec in config.subsets:
+        in_scope = F.col("collection").isin(list(spec.collections)) if spec.collections else F.lit(True)
+        aggs.append(count_if(passed & in_scope & passes_threshold(spec.threshold), spec.table))
+    counts = joined.groupBy("collection").agg(*aggs).toPandas()
+    return counts.sort_values("collection", ignore_index=True)
+
+
+def subset_frame(joined: DataFrame, spec: SubsetSpec, config: PipelineConfig) -> DataFrame:
+    """The rows and columns of one subset, shuffled and partitioned as configured."""
+    missing = [c for c in spec.extra_columns if c not in joined.columns]
+    if missing:
+        raise SubsetError(f"subset {spec.name}: extra column {missing[0]!r} is not a column of joined {joined.columns}")
+    doubled = [c for c in spec.extra_columns if c in SUBSET_COLUMNS]
+    if doubled:
+        raise SubsetError(f"subset {spec.name}: extra column {doubled[0]!r} is already one of LAION's columns")
+    rows = joined.where((safety_outcome(config.safety) == F.lit(PASSED)) & passes_threshold(spec.threshold))
+    if spec.collections:
+        rows = rows.where(F.col("collection").isin(list(spec.collections)))
+    columns = [F.col(c) for c in SUBSET_COLUMNS if c != "AESTHETIC_SCORE"]
+    columns.insert(SUBSET_COLUMNS.index("AESTHETIC_SCORE"), F.col("aesthetic").alias("AESTHETIC_SCORE"))
+    rows = rows.select(*columns, *spec.extra_columns)
+    if config.shuffle_seed is not None:
+        keyed = rows.withColumn(_SHUFFLE_KEY, F.xxhash64(F.col("hash"), F.lit(config.shuffle_seed)))
+        key = F.col(_SHUFFLE_KEY)
+        spread = keyed.repartition(config.target_files, key) if config.target_files else keyed.repartition(key)
+        return spread.mapInArrow(_sort_by_shuffle_key(rows.columns), rows.schema)
+    if config.target_files:
+        return rows.repartition(config.target_files)
+    return rows
+
+
+def _sort_by_shuffle_key(columns: list[str]):
+    """``mapInArrow`` function: sort the partition by the shuffle key (then every column, for ties), drop the key."""
+    order = [(_SHUFFLE_KEY, "ascending"), *((c, "ascending") for c in columns)]
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        held = list(batches)
+        if not held:
+            return
+        table = pa.Table.from_batches(held).sort_by(order).select(columns)
+        yield from table.to_batches(max_chunksize=65_536)
+
+    return run
+
+
+def build_subsets(lake: LakeSession, lake_dir: str | Path, config: PipelineConfig | None = None) -> list[RunSummary]:
+    """Write ``<lake_dir>/subset_<name>`` for every configured subset and record one run summary each."""
+    config = config or load_pipeline_config()
+    joined = read_table(lake, Path(lake_dir) / "joined")
+    counts = subset_counts(joined, config)
+    summaries = []
+    for spec in config.subsets:
+        summary = RunSummary(job=spec.table, collection=",".join(spec.collections) if spec.collections else "*")
+        path = Path(lake_dir) / spec.table
+        frame = subset_frame(joined, spec, config)
+        _check_schema_unchanged(lake, path, frame)
+        write_table(lake, frame, path, mode="overwrite")
+        scope = counts[counts["collection"].isin(spec.collections)] if spec.collections else counts
+        total = {name: int(scope[name].sum()) for name in counts.columns if name != "collection"}
+        summary.metrics = {
+            "joined": total["joined"],
+            "failed_safety": total["failed_safety"],
+            "failed_null_tags": total["failed_null_tags"],
+            "passed_safety": total["passed_safety"],
+            "kept_null_tags": total["kept_null_tags"],
+            "missing_score": total["missing_score"],
+            "below_threshold": total["passed_safety"] - total["missing_score"] - total[spec.table],
+            "rows": total[spec.table],
+        }
+        files = written_files(lake, path)
+        if files is not None:
+            summary.metrics["files"] = files
+        record_run(lake, lake_dir, summary)
+        summaries.append(summary)
+    return summaries
+
+
+def _check_schema_unchanged(lake: LakeSession, path: Path, frame: DataFrame) -> None:
+    """Refuse an overwrite that would change the columns: Sail's Delta overwrite drops new columns silently."""
+    if not table_exists(lake, path):
+        return
+    old = read_table(lake, path).columns
+    if old != frame.columns:
+        raise SubsetError(
+            f"{path}: the existing table has columns {old} but the subset now has {frame.columns}; "
+            "remove the table folder to rebuild it with the new columns"
+        )
+
+
+def written_files(lake: LakeSession, path: str | Path) -> int | None:
+    """Data files of a table just rewritten whole: ``add`` actions of the last Delta commit, or Parquet files.
+
+    ``None`` for tables outside the local file system.
+    """
+    text = table_path(path)
+    if "://" in text or text.startswith("dbfs:"):
+        return None
+    folder = Path(text)
+    if lake.table_format == "parquet":
+        return sum(1 for _ in folder.rglob("*.parquet"))
+    commits = sorted((folder / "_delta_log").glob("*.json"))
+    with commits[-1].open(encoding="utf-8") as log:
+        return sum(1 for line in log if "add" in json.loads(line))
