@@ -1,0 +1,359 @@
+"""Score precomputed CLIP embedding shards with a LAION aesthetic head.
+
+The job reads the parquet_npy layout (:mod:`laion_spark.shards`) and appends
+to two lake tables under ``lake_dir``:
+
+* ``aesthetic_tags``: ``hash long, aesthetic float, collection string, shard int,
+  head string``, partitioned by ``head`` then ``collection``;
+* ``aesthetic_tags_rejected``: ``hash long, collection string, shard int, head
+  string, row long, reason string`` (same partitions): rows whose embedding is
+  ``non_finite`` (NaN/inf) or ``all_zero``, which have no score.
+
+``head`` is the head's name: ``laion-v1-l14`` ... for a named head, the file's
+stem for a ``.pth`` path. Being partition columns, ``head`` and ``collection``
+come last when the tables are read; select columns by name.
+
+How it runs:
+
+* Planning (driver, file headers only): every shard's ``.npy`` header and
+  metadata footer are read; a shard whose row counts differ, whose width is not
+  the head's, or whose metadata lacks ``url``/``caption`` is *refused* with its
+  reason (reported in the summary; the CLI exits non-zero after scoring the
+  good shards). Embeddings never pass through the driver.
+* Scoring: shards are committed in groups of ``shards_per_commit``; a group is
+  ``spark.range`` with one partition per shard, and ``mapInArrow`` memory-maps
+  each shard's ``.npy`` inside its task, scores it in chunks with
+  :meth:`Head.score` and hashes ``url + caption`` with :func:`laion_hash`. One
+  append (one Delta commit) per group, so a crash loses at most the group in
+  flight.
+* Rejected rows: the scoring pass keeps only rows with a finite score (one
+  pass cannot feed two tables without computing twice: ``persist`` is a no-op
+  on Sail). Shards that come out short are read again (no second pass at all
+  when rows are clean); their rejected rows (hash, row, reason: no embeddings) come back to
+  the driver, are checked to complete the shard (``scored + rejected ==
+  rows``, else the shard changed since it was scored and is refused) and are
+  committed in one append.
+* Resume: a rerun compares, per shard, the rows already in both tables with
+  the shard's row count: complete shards are skipped, shards with scores but no
+  rejected rows yet (a crash between the two commits) get only their rejected
+  rows, others are scored. A shard whose lake rows disagree with its file is
+  refused rather than mixed. ``overwrite`` rescores everything and replaces the
+  head + collection partitions at the first commit of each table.
+* Conservation: a shard's rows are its metadata rows; every shard scored has
+  ``scored + rejected == rows`` in the tables, and the summary satisfies
+  ``rows_in = rows_skipped + rows_scored + rows_rejected + rows_refused``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from .hashing import laion_hash
+from .heads import Head, load_head
+from .lake import read_table, table_exists, write_table
+from .runs import RunSummary, record_run
+from .session import LakeSession
+from .shards import Shard, ShardLayoutError, discover_shards
+
+JOB = "score-embeddings"
+TAGS_TABLE = "aesthetic_tags"
+REJECTED_TABLE = "aesthetic_tags_rejected"
+PARTITION_BY = ("head", "collection")
+TAGS_COLUMNS = ("hash", "aesthetic", "collection", "shard", "head")
+#: Rows scored at once inside a task (bounds a task's memory: ~100 MB of float32 at d=768).
+CHUNK_ROWS = 32_768
+#: Default number of shards per commit.
+SHARDS_PER_COMMIT = 8
+REASON_NON_FINITE = "non_finite"
+REASON_ALL_ZERO = "all_zero"
+
+_SCORED_ARROW = pa.schema([("hash", pa.int64()), ("aesthetic", pa.float32()), ("shard", pa.int32())])
+_REJECTED_ARROW = pa.schema([("hash", pa.int64()), ("shard", pa.int32()), ("row", pa.int64()), ("reason", pa.string())])
+_SCORED_DDL = "hash long, aesthetic float, shard int"
+#: Columns of ``aesthetic_tags_rejected``.
+REJECTED_ARROW = pa.schema(
+    [
+        ("hash", pa.int64()),
+        ("collection", pa.string()),
+        ("shard", pa.int32()),
+        ("head", pa.string()),
+        ("row", pa.int64()),
+        ("reason", pa.string()),
+    ]
+)
+_REJECTED_DDL = "hash long, shard int, row long, reason string"
+_METADATA_COLUMNS = ("url", "caption")
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """What a task needs to score one shard: its number, file paths and row count (no data)."""
+
+    index: int
+    npy: str
+    metadata: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class RefusedShard:
+    """A shard that was not scored, and why."""
+
+    index: int
+    npy: str
+    rows: int
+    reason: str
+
+
+@dataclass
+class ScoreSummary(RunSummary):
+    """Run summary of :func:`score_embeddings`, plus the head used and the refused shards."""
+
+    head: str = ""
+    refused: list[RefusedShard] = field(default_factory=list)
+
+    def format(self) -> str:
+        """The counts, then one line per refused shard."""
+        lines = [super().format(), f"  head {self.head}"]
+        lines += [f"  refused shard {r.index} ({r.npy}): {r.reason}" for r in self.refused]
+        return "\n".join(lines)
+
+
+def inspect_shard(shard: Shard, dim: int) -> ShardTask | RefusedShard:
+    """Check a shard from its file headers only: row counts agree, width is ``dim``, metadata has url/caption."""
+    try:
+        shape = shard.embeddings().shape  # a memory map: reads the header only
+        footer = pq.ParquetFile(shard.metadata)
+    except (OSError, ValueError) as err:
+        return RefusedShard(shard.index, shard.npy, 0, f"unreadable: {err}")
+    n_meta = footer.metadata.num_rows
+    missing = [c for c in _METADATA_COLUMNS if c not in footer.schema_arrow.names]
+    if missing:
+        reason = f"{Path(shard.metadata).name} lacks column(s) {', '.join(missing)}"
+    elif len(shape) != 2:
+        reason = f"{Path(shard.npy).name} has shape {shape}, expected (rows, {dim})"
+    elif shape[0] != n_meta:
+        reason = f"{Path(shard.npy).name} has {shape[0]} rows but {Path(shard.metadata).name} has {n_meta}"
+    elif shape[1] != dim:
+        reason = f"embedding width {shape[1]} does not match the head's {dim}"
+    else:
+        return ShardTask(shard.index, shard.npy, shard.metadata, n_meta)
+    return RefusedShard(shard.index, shard.npy, n_meta, reason)
+
+
+def _scored_chunks(task: ShardTask, head: Head) -> Iterator[tuple[int, pa.RecordBatch, np.ndarray, np.ndarray]]:
+    """(first row, url/caption batch, embeddings, float32 scores) per chunk of one shard, aligned row for row."""
+    embeddings = np.load(task.npy, mmap_mode="r")
+    metadata = pq.ParquetFile(task.metadata)
+    if embeddings.ndim != 2 or embeddings.shape[0] != metadata.metadata.num_rows:
+        raise ShardLayoutError(
+            f"{task.npy} (shape {embeddings.shape}) and {task.metadata} ({metadata.metadata.num_rows} rows) "
+            "no longer align; refusing to score them"
+        )
+    offset = 0
+    for batch in metadata.iter_batches(batch_size=CHUNK_ROWS, columns=list(_METADATA_COLUMNS)):
+        chunk = embeddings[offset : offset + batch.num_rows]
+        yield offset, batch, chunk, head.score(chunk)
+        offset += batch.num_rows
+
+
+def _score_tasks(
+    batches: Iterator[pa.RecordBatch], *, tasks: Sequence[ShardTask], head: Head
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: for each task id, the shard's rows with a finite score."""
+    for ids in batches:
+        for task_id in ids.column(0).to_pylist():
+            task = tasks[task_id]
+            for _, meta, _, scores in _scored_chunks(task, head):
+                hashes = laion_hash(meta.column("url"), meta.column("caption"))
+                keep = np.isfinite(scores)
+                if not keep.all():
+                    hashes, scores = hashes[keep], scores[keep]
+                shard = np.full(len(scores), task.index, dtype=np.int32)
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(hashes), pa.array(scores), pa.array(shard)], schema=_SCORED_ARROW
+                )
+
+
+def _reject_tasks(
+    batches: Iterator[pa.RecordBatch], *, tasks: Sequence[ShardTask], head: Head
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: for each task id, the shard's rows without a finite score, with the reason.
+
+    A unit-normalised score is non-finite exactly when the row holds NaN/inf
+    (``non_finite``) or is all zeros (``all_zero``, norm 0).
+    """
+    for ids in batches:
+        for task_id in ids.column(0).to_pylist():
+            task = tasks[task_id]
+            for offset, meta, chunk, scores in _scored_chunks(task, head):
+                bad = np.flatnonzero(~np.isfinite(scores))
+                if not len(bad):
+                    continue
+                picked = meta.take(pa.array(bad))
+                non_finite = ~np.isfinite(chunk[bad]).all(axis=1)
+                reason = np.where(non_finite, REASON_NON_FINITE, REASON_ALL_ZERO)
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        pa.array(laion_hash(picked.column("url"), picked.column("caption"))),
+                        pa.array(np.full(len(bad), task.index, dtype=np.int32)),
+                        pa.array((offset + bad).astype(np.int64)),
+                        pa.array(reason.tolist(), pa.string()),
+                    ],
+                    schema=_REJECTED_ARROW,
+                )
+
+
+def _task_frame(lake: LakeSession, tasks: Sequence[ShardTask]) -> DataFrame:
+    """One partition per shard: task ids 0..n-1, each looked up in ``tasks`` inside its task."""
+    return lake.spark.range(0, len(tasks), 1, len(tasks))
+
+
+def scored_frame(lake: LakeSession, tasks: Sequence[ShardTask], head: Head, collection: str) -> DataFrame:
+    """The ``aesthetic_tags`` rows of ``tasks`` (finite scores only), computed in executors."""
+    scored = _task_frame(lake, tasks).mapInArrow(partial(_score_tasks, tasks=tuple(tasks), head=head), _SCORED_DDL)
+    return _with_keys(scored, head, collection).select(*TAGS_COLUMNS)
+
+
+def rejected_frame(lake: LakeSession, tasks: Sequence[ShardTask], head: Head, collection: str) -> DataFrame:
+    """The ``aesthetic_tags_rejected`` rows of ``tasks``, computed in executors."""
+    rejected = _task_frame(lake, tasks).mapInArrow(partial(_reject_tasks, tasks=tuple(tasks), head=head), _REJECTED_DDL)
+    return _with_keys(rejected, head, collection).select(*REJECTED_ARROW.names)
+
+
+def _with_keys(df: DataFrame, head: Head, collection: str) -> DataFrame:
+    return df.withColumn("collection", F.lit(collection)).withColumn("head", F.lit(head.name))
+
+
+def shard_counts(lake: LakeSession, table: str | Path, head: str, collection: str) -> dict[int, int]:
+    """Rows per shard of ``head`` + ``collection`` in ``table`` (empty when the table does not exist)."""
+    if not table_exists(lake, table):
+        return {}
+    rows = (
+        read_table(lake, table)
+        .where((F.col("head") == head) & (F.col("collection") == collection))
+        .groupBy("shard")
+        .count()
+        .collect()
+    )
+    return {int(r["shard"]): int(r["count"]) for r in rows}
+
+
+def _batched(tasks: Sequence[ShardTask], size: int) -> Iterator[list[ShardTask]]:
+    for start in range(0, len(tasks), size):
+        yield list(tasks[start : start + size])
+
+
+def score_embeddings(
+    lake: LakeSession,
+    embeddings: str | Path,
+    head: str | Path | Head,
+    lake_dir: str | Path,
+    collection: str | None = None,
+    overwrite: bool = False,
+    shards_per_commit: int = SHARDS_PER_COMMIT,
+) -> ScoreSummary:
+    """Score every shard under ``embeddings`` with ``head`` into ``<lake_dir>/aesthetic_tags``.
+
+    ``collection`` defaults to the embeddings folder's name. Returns the run
+    summary (also appended to ``<lake_dir>/runs``); refused shards are listed in
+    ``summary.refused`` and are not an exception: the good shards are scored.
+    Raises :class:`~laion_spark.shards.ShardLayoutError` for a folder that is
+    not a parquet_npy layout and the head errors of :func:`load_head`.
+    """
+    if shards_per_commit < 1:
+        raise ValueError(f"shards_per_commit must be at least 1, got {shards_per_commit}")
+    head = head if isinstance(head, Head) else load_head(head)
+    collection = collection or Path(embeddings).resolve().name
+    tags_path, rejected_path = Path(lake_dir) / TAGS_TABLE, Path(lake_dir) / REJECTED_TABLE
+    partition = {"head": head.name, "collection": collection}
+    summary = ScoreSummary(job=JOB, collection=collection, head=head.name)
+    plan = [inspect_shard(shard, head.dim) for shard in discover_shards(embeddings)]
+    summary.refused = [p for p in plan if isinstance(p, RefusedShard)]
+    good = [p for p in plan if isinstance(p, ShardTask)]
+
+    scored_before = {} if overwrite else shard_counts(lake, tags_path, head.name, collection)
+    rejected_before = {} if overwrite else shard_counts(lake, rejected_path, head.name, collection)
+    to_score, to_complete, skipped = [], [], []
+    for task in good:
+        scored, rejected = scored_before.get(task.index, 0), rejected_before.get(task.index, 0)
+        if scored == rejected == 0:
+            to_score.append(task)
+        elif scored + rejected == task.rows:
+            skipped.append(task)
+        elif rejected == 0 and scored < task.rows:
+            to_complete.append(task)  # scores committed, rejected rows not yet (crash between the two commits)
+        else:
+            summary.refused.append(_changed_since_scored(task, scored, rejected))
+
+    replace = partition if overwrite else None
+    for group in _batched(to_score, shards_per_commit):
+        write_table(
+            lake,
+            scored_frame(lake, group, head, collection),
+            tags_path,
+            partition_by=PARTITION_BY,
+            replace_partition=replace,
+        )
+        replace = None
+
+    scored_after = shard_counts(lake, tags_path, head.name, collection)
+    short = [t for t in to_score + to_complete if scored_after.get(t.index, 0) < t.rows]
+    rejected_rows = rejected_frame(lake, short, head, collection).toArrow() if short else _no_rejected()
+    rejected_after = Counter(rejected_rows.column("shard").to_pylist())
+    handled = []
+    for task in to_score + to_complete:
+        scored, rejected = scored_after.get(task.index, 0), rejected_after.get(task.index, 0)
+        if scored + rejected == task.rows:
+            handled.append(task)
+        else:
+            summary.refused.append(_changed_since_scored(task, scored, rejected))
+    kept = pc.is_in(rejected_rows.column("shard"), pa.array([t.index for t in handled], pa.int32()))
+    rejected_rows = rejected_rows.filter(kept)
+    if rejected_rows.num_rows or overwrite:
+        write_table(
+            lake,
+            lake.spark.createDataFrame(rejected_rows, from_arrow_schema(REJECTED_ARROW)),
+            rejected_path,
+            partition_by=PARTITION_BY,
+            replace_partition=partition if overwrite else None,
+        )
+
+    summary.metrics = {
+        "shards_total": len(plan),
+        "shards_skipped": len(skipped),
+        "shards_scored": len(handled),
+        "shards_refused": len(summary.refused),
+        "rows_in": sum(p.rows for p in plan),
+        "rows_skipped": sum(t.rows for t in skipped),
+        "rows_scored": sum(scored_after.get(t.index, 0) for t in handled),
+        "rows_rejected": rejected_rows.num_rows,
+        "rows_refused": sum(r.rows for r in summary.refused),
+    }
+    record_run(lake, lake_dir, summary)
+    return summary
+
+
+def _changed_since_scored(task: ShardTask, scored: int, rejected: int) -> RefusedShard:
+    reason = (
+        f"the lake holds {scored} scored and {rejected} rejected rows of this shard but it has {task.rows} rows "
+        "(changed since it was scored?); rerun with --overwrite"
+    )
+    return RefusedShard(task.index, task.npy, task.rows, reason)
+
+
+def _no_rejected() -> pa.Table:
+    """An empty rejected-rows table (what a run with no bad rows commits on overwrite)."""
+    return REJECTED_ARROW.empty_table()
