@@ -12,9 +12,12 @@ import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,14 @@ class Head:
         return int(self.weight.shape[0])
 
     def score(self, embeddings: np.ndarray) -> np.ndarray:
-        """float32 scores of (N, dim) embeddings, re-normalised to unit length first (fp16 rounding)."""
+        """float32 scores of (N, dim) embeddings, re-normalised to unit length first (fp16 rounding).
+
+        Rows that are all zero or hold NaN/inf score NaN; callers quarantine them.
+        """
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
             raise ValueError(f"head {self.name} expects (N, {self.dim}) embeddings, got {embeddings.shape}")
         emb = np.asarray(embeddings, dtype=np.float32)
-        norms = np.linalg.norm(emb, axis=1)
+        norms = np.sqrt(np.einsum("ij,ij->i", emb, emb))
         with np.errstate(divide="ignore", invalid="ignore"):
             scores = (emb @ self.weight.astype(np.float32)) / norms + np.float32(self.bias)
         return scores.astype(np.float32)
@@ -126,24 +132,39 @@ class Head:
 def head_from_state_dict(state: dict[str, torch.Tensor], *, name: str, model: str | None = None) -> Head:
     """Build a :class:`Head` from a v1 (``weight``/``bias``) or v2 (``layers.N.*``) state dict."""
     if set(state) == {"weight", "bias"}:
-        layers = [(state["weight"], state["bias"])]
+        keys = [("weight", "bias")]
     elif all(f"layers.{i}.weight" in state and f"layers.{i}.bias" in state for i in _V2_LAYERS):
-        layers = [(state[f"layers.{i}.weight"], state[f"layers.{i}.bias"]) for i in _V2_LAYERS]
+        keys = [(f"layers.{i}.weight", f"layers.{i}.bias") for i in _V2_LAYERS]
     else:
         raise HeadFormatError(
             f"head {name}: expected keys weight/bias (v1) or layers.{{0,2,4,6,7}}.weight/bias (v2), got {sorted(state)}"
         )
-    weight = layers[0][0].double().T.numpy()
-    bias = layers[0][1].double().numpy()
-    for w, b in layers[1:]:
-        weight = weight @ w.double().T.numpy()
-        bias = bias @ w.double().T.numpy() + b.double().numpy()
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    for w_key, b_key in keys:
+        w, b = _layer_array(state, w_key, name), _layer_array(state, b_key, name)
+        if w.ndim != 2 or b.shape != (w.shape[0],):
+            raise HeadFormatError(f"head {name}: {w_key} {w.shape} and {b_key} {b.shape} do not form a Linear layer")
+        if weight is not None and weight.shape[1] != w.shape[1]:
+            raise HeadFormatError(
+                f"head {name}: {w_key} takes {w.shape[1]} inputs, the layer before gives {weight.shape[1]}"
+            )
+        weight = w.T if weight is None else weight @ w.T
+        bias = b if bias is None else bias @ w.T + b
+    assert weight is not None and bias is not None
     if weight.shape[1] != 1:
         raise HeadFormatError(f"head {name}: final output width is {weight.shape[1]}, expected 1")
     dim = weight.shape[0]
     return Head(
         name=name, model=model or _MODEL_BY_DIM.get(dim, f"clip-{dim}"), weight=weight[:, 0], bias=float(bias[0])
     )
+
+
+def _layer_array(state: dict[str, torch.Tensor], key: str, name: str) -> np.ndarray:
+    value = state[key]
+    if not hasattr(value, "detach"):
+        raise HeadFormatError(f"head {name}: {key} is a {type(value).__name__}, expected a tensor")
+    return value.detach().double().cpu().numpy()
 
 
 def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
@@ -154,6 +175,8 @@ def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
     """
     path = resolve_head(name_or_path, download=download)
     spec = HEADS.get(str(name_or_path)) or _BY_FILENAME.get(path.name)
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
@@ -165,6 +188,8 @@ def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
 
 def save_linear_head(path: str | Path, weight: np.ndarray, bias: float) -> Path:
     """Write a v1-style (``nn.Linear(d, 1)``) head file."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {

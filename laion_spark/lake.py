@@ -7,6 +7,7 @@ replacement is done the one way that is safe on every engine.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -63,8 +64,8 @@ def write_table(
     """Write ``df`` to the table at ``path``.
 
     ``replace_partition={"collection": "laion2B-en"}`` replaces just that
-    partition and keeps the others (Delta ``replaceWhere``; dynamic partition
-    overwrite for Parquet). ``mode`` is ``append`` or ``overwrite`` otherwise.
+    partition and keeps the others (Delta ``replaceWhere``; for Parquet the
+    partition folder is removed, then the data appended). ``mode`` is ``append`` or ``overwrite`` otherwise.
     """
     text = table_path(path)
     writer = df.write.format(lake.table_format)
@@ -73,12 +74,24 @@ def write_table(
     if replace_partition and table_exists(lake, text):
         if lake.table_format == "delta":
             condition = " AND ".join(f"`{k}` = '{_sql_str(v)}'" for k, v in replace_partition.items())
-            writer = writer.option("replaceWhere", condition)
-        else:
-            writer = writer.option("partitionOverwriteMode", "dynamic")
-        writer.mode("overwrite").save(text)
-        return
+            writer.option("replaceWhere", condition).mode("overwrite").save(text)
+            return
+        _drop_parquet_partition(text, replace_partition)
     writer.mode("append" if replace_partition else mode).save(text)
+
+
+def _drop_parquet_partition(path: str, partition: Mapping[str, str]) -> None:
+    """Remove one partition folder of a local Parquet table (Delta does this in its log instead).
+
+    Parquet tables exist for classic Spark without the Delta jars, i.e. local
+    tests and laptops; removing the folder, then appending, also clears the
+    partition when the new data is empty (dynamic overwrite would keep it).
+    """
+    if "://" in path or path.startswith("dbfs:"):
+        raise ValueError(f"{path}: partition replacement on a non-local Parquet table is not supported; use Delta")
+    folder = Path(path).joinpath(*(f"{k}={v}" for k, v in partition.items()))
+    if folder.is_dir():
+        shutil.rmtree(folder)
 
 
 def _sql_str(value: str) -> str:

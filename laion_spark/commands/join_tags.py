@@ -1,7 +1,79 @@
-"""Placeholder until the owning change lands; replaced by the real command module."""
+"""``laion-spark join-tags``: LAION metadata LEFT JOIN tag tables on LAION's hash, into ``<lake>/joined``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, open_cli_session
+from ..join import SWAP_CHOICES, JoinInputError, plan_join, run_join
+
 
 def register(app: typer.Typer) -> None:
-    """Nothing to add yet."""
+    """Add ``join-tags`` to ``app``."""
+
+    @app.command("join-tags")
+    def join_tags_command(
+        metadata: Annotated[
+            Path,
+            typer.Option(help="LAION metadata: a parquet file or a folder of them (raw, or a -joined variant)."),
+        ],
+        collection: Annotated[str, typer.Option(help="Collection name, e.g. laion2B-en: the partition written.")],
+        lake: Annotated[Path, typer.Option("--lake", help="Lake folder; writes DIR/joined and DIR/runs.")],
+        aesthetic_tags: Annotated[
+            Path | None,
+            typer.Option(
+                help="Aesthetic tags (hash + aesthetic): parquet, or a Delta table such as DIR/aesthetic_tags."
+            ),
+        ] = None,
+        watermark_tags: Annotated[
+            Path | None, typer.Option(help="Watermark tags (hash + pwatermark); parquet or Delta.")
+        ] = None,
+        safety_tags: Annotated[
+            Path | None, typer.Option(help="Safety tags (hash + prediction, renamed punsafe); parquet or Delta.")
+        ] = None,
+        aesthetic_head: Annotated[
+            str | None, typer.Option(help="Head to take from an aesthetic tag table holding several (its head column).")
+        ] = None,
+        swap_width_height: Annotated[
+            str,
+            typer.Option(
+                help=f"{'|'.join(SWAP_CHOICES)}: fix raw LAION's swapped WIDTH/HEIGHT; auto = when no hash column."
+            ),
+        ] = "auto",
+        verify_hash: Annotated[
+            bool, typer.Option(help="For metadata with a hash column: recompute it and count mismatches.")
+        ] = False,
+        engine: EngineOpt = "sail",
+        remote: RemoteOpt = None,
+        profile: ProfileOpt = None,
+        conf: ConfOpt = None,
+        table_format: TableFormatOpt = None,
+    ) -> None:
+        """Join a collection's metadata with its aesthetic/watermark/safety tags (LEFT joins: no row dropped).
+
+        Inputs are checked from their parquet footers before Spark starts. Tag
+        tables are deduplicated by hash keeping the largest value. Re-running a
+        collection replaces only its partition. The run summary is printed and
+        appended to DIR/runs.
+        """
+        try:
+            plan = plan_join(
+                metadata,
+                collection,
+                lake,
+                aesthetic_tags=aesthetic_tags,
+                watermark_tags=watermark_tags,
+                safety_tags=safety_tags,
+                aesthetic_head=aesthetic_head,
+                swap_width_height=swap_width_height,
+                verify_hash=verify_hash,
+            )
+            with open_cli_session(engine, remote, profile, conf, table_format) as session:
+                summary = run_join(session, plan)
+        except JoinInputError as err:
+            typer.echo(f"join-tags: {err}", err=True)
+            raise typer.Exit(2) from err
+        typer.echo(summary.format())

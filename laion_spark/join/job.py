@@ -1,0 +1,158 @@
+"""The join-tags job: metadata LEFT JOIN deduplicated tags on LAION's hash, into ``<lake>/joined``.
+
+As LAION's ``big_join``: every metadata row is kept, missing tags are null.
+Re-running a collection replaces only its partition of ``joined``. The run
+summary (rows in/out, rows with null URL and TEXT, rows without each tag, tag
+rows dropped as duplicates or for a null hash) goes to ``<lake>/runs``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from ..collections import JOINED_SCHEMA
+from ..lake import read_table, write_table
+from ..runs import RunSummary, record_run
+from ..session import LakeSession
+from .metadata import MetadataInput, count_hash_mismatches, inspect_metadata, read_metadata
+from .sources import JoinInputError
+from .tags import TAGS, TagInput, combine_tags, inspect_tag_table, read_tag_table, tag_counts
+
+JOB = "join-tags"
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SPARK_TYPES = {"string": "string", "int32": "int", "int64": "bigint", "float": "float", "double": "double"}
+
+
+class JoinInvariantError(RuntimeError):
+    """The written partition does not hold exactly the metadata's rows."""
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """Everything a join run needs, validated from file footers before any Spark work."""
+
+    collection: str
+    lake_dir: str
+    metadata: MetadataInput
+    tags: tuple[TagInput, ...]
+    verify_hash: bool
+
+    @property
+    def joined_path(self) -> str:
+        """Where the ``joined`` table lives."""
+        return f"{self.lake_dir.rstrip('/')}/joined"
+
+
+def plan_join(
+    metadata: str | Path,
+    collection: str,
+    lake_dir: str | Path,
+    aesthetic_tags: str | Path | None = None,
+    watermark_tags: str | Path | None = None,
+    safety_tags: str | Path | None = None,
+    aesthetic_head: str | None = None,
+    swap_width_height: str = "auto",
+    verify_hash: bool = False,
+) -> JoinPlan:
+    """Validate the inputs (parquet footers only) and return the plan; raises :class:`JoinInputError`."""
+    if not _COLLECTION_NAME.fullmatch(collection):
+        raise JoinInputError(f"collection name {collection!r}: use letters, digits, '.', '_' and '-'")
+    if aesthetic_head is not None and aesthetic_tags is None:
+        raise JoinInputError("an aesthetic head was chosen but no aesthetic tag table was given")
+    meta = inspect_metadata(metadata, swap_width_height)
+    if verify_hash and not meta.joined:
+        raise JoinInputError(f"metadata {metadata}: verify_hash needs a hash column to verify; this input has none")
+    given = {"aesthetic": aesthetic_tags, "watermark": watermark_tags, "safety": safety_tags}
+    tags = tuple(
+        inspect_tag_table(TAGS[name], path, aesthetic_head if name == "aesthetic" else None)
+        for name, path in given.items()
+        if path is not None
+    )
+    return JoinPlan(collection, str(lake_dir), meta, tags, verify_hash)
+
+
+def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
+    """Join, write ``collection``'s partition of ``joined``, record and return the run summary."""
+    summary = RunSummary(JOB, plan.collection)
+    joined = read_metadata(lake, plan.metadata)
+    tag_frames = [(tag.spec, read_tag_table(lake, tag, plan.collection)) for tag in plan.tags]
+    combined = combine_tags(tag_frames) if tag_frames else None
+    if combined is not None:
+        replaced = [spec.column for spec, _ in tag_frames]
+        values = combined.where(F.col("hash").isNotNull()).select("hash", *replaced)
+        joined = joined.drop(*replaced).join(values, on="hash", how="left")
+    present = set(joined.columns)
+    out = joined.select(
+        *[
+            (F.col(f.name) if f.name in present else F.lit(None)).cast(_SPARK_TYPES[str(f.type)]).alias(f.name)
+            for f in JOINED_SCHEMA
+            if f.name != "collection"
+        ],
+        F.lit(plan.collection).alias("collection"),
+    )
+    write_table(
+        lake, out, plan.joined_path, partition_by=["collection"], replace_partition={"collection": plan.collection}
+    )
+
+    summary.metrics.update({"files_in": len(plan.metadata.files.files), "rows_in": plan.metadata.rows})
+    summary.metrics.update(_written_counts(lake, plan))
+    if plan.verify_hash:
+        summary.metrics["hash_mismatches"] = count_hash_mismatches(lake, plan.metadata)
+    if combined is not None:
+        summary.metrics.update(tag_counts(combined, [spec for spec, _ in tag_frames]))
+    record_run(lake, plan.lake_dir, summary)
+    if summary.metrics["rows_out"] != summary.metrics["rows_in"]:
+        raise JoinInvariantError(
+            f"{plan.joined_path} [{plan.collection}] holds {summary.metrics['rows_out']} rows, "
+            f"the metadata {summary.metrics['rows_in']}"
+        )
+    return summary
+
+
+def join_tags(
+    lake: LakeSession,
+    metadata: str | Path,
+    collection: str,
+    lake_dir: str | Path,
+    aesthetic_tags: str | Path | None = None,
+    watermark_tags: str | Path | None = None,
+    safety_tags: str | Path | None = None,
+    aesthetic_head: str | None = None,
+    swap_width_height: str = "auto",
+    verify_hash: bool = False,
+) -> RunSummary:
+    """Join ``collection``'s metadata with its tag tables into ``<lake_dir>/joined``; see :func:`plan_join`."""
+    plan = plan_join(
+        metadata,
+        collection,
+        lake_dir,
+        aesthetic_tags=aesthetic_tags,
+        watermark_tags=watermark_tags,
+        safety_tags=safety_tags,
+        aesthetic_head=aesthetic_head,
+        swap_width_height=swap_width_height,
+        verify_hash=verify_hash,
+    )
+    return run_join(lake, plan)
+
+
+def _written_counts(lake: LakeSession, plan: JoinPlan) -> dict[str, int]:
+    """Counts over the partition just written (so they describe what is in the lake)."""
+
+    def rows_where(condition: F.Column) -> F.Column:
+        return F.count(F.when(condition, 1))
+
+    written = read_table(lake, plan.joined_path).where(F.col("collection") == plan.collection)
+    row = written.agg(
+        F.count(F.lit(1)),
+        rows_where(F.col("URL").isNull() & F.col("TEXT").isNull()),
+        rows_where(F.col("hash").isNull()),
+        *[rows_where(F.col(tag).isNull()) for tag in ("aesthetic", "pwatermark", "punsafe")],
+    ).collect()[0]
+    names = ["rows_out", "rows_null_url_and_text", "rows_null_hash"]
+    names += [f"rows_without_{tag}" for tag in ("aesthetic", "pwatermark", "punsafe")]
+    return dict(zip(names, (int(v) for v in row), strict=True))

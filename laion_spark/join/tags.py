@@ -1,0 +1,164 @@
+"""Tag tables (aesthetic, watermark, safety): reading, selecting rows, deduplicating by hash.
+
+A tag table is parquet (file or folder) or a Delta table with ``hash`` and one
+value column. The lake's own ``aesthetic_tags`` also has ``collection`` and
+``head``: only the joined collection's rows are used, and one head.
+
+Deduplication rule (as deterministic as LAION's intent, whatever the input
+order): one row per hash, keeping the **largest** value of each tag (``max``;
+null values are ignored, NaN counts as the largest). Rows whose hash is null
+can match no metadata row; they are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ..lake import is_delta, table_path
+from ..session import LakeSession
+from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl, spark_columns
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """One kind of tag: its name, its column in ``joined`` and the source columns accepted for it."""
+
+    name: str
+    column: str
+    value_columns: tuple[str, ...]
+    head_option: str | None = None
+
+
+#: The tags of ``joined``; the safety table's ``prediction`` becomes ``punsafe``.
+TAGS = {
+    "aesthetic": TagSpec("aesthetic", "aesthetic", ("aesthetic",), "--aesthetic-head"),
+    "watermark": TagSpec("watermark", "pwatermark", ("pwatermark",)),
+    "safety": TagSpec("safety", "punsafe", ("prediction", "punsafe")),
+}
+_OPTIONAL = {"collection": "string", "head": "string"}
+
+
+@dataclass(frozen=True)
+class TagInput:
+    """A tag table to join: parquet files with checked footers, or a Delta table checked when read."""
+
+    spec: TagSpec
+    path: Path
+    files: ParquetFiles | None
+    head: str | None = None
+
+    @property
+    def what(self) -> str:
+        """How error messages name this table."""
+        return f"{self.spec.name} tags {self.path}"
+
+
+def inspect_tag_table(spec: TagSpec, path: str | Path, head: str | None = None) -> TagInput:
+    """Check a parquet tag table's footers now; a Delta table is checked by :func:`read_tag_table`."""
+    tag = TagInput(spec, Path(path), None, head)
+    if is_delta(path):
+        return tag
+    files = read_footers(path, tag.what)
+    _check_tag_columns(tag, [(str(f), cols) for f, cols in zip(files.files, files.columns, strict=True)])
+    return TagInput(spec, Path(path), files, head)
+
+
+def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFrame:
+    """``hash, <tag column>`` rows of ``tag`` for ``collection`` (and the chosen head), not yet deduplicated."""
+    if tag.files is None:
+        try:
+            df = lake.spark.read.format("delta").load(table_path(tag.path))
+            found = spark_columns(df.schema)
+        except Exception as err:  # noqa: BLE001 - engines raise different types for an unreadable table
+            raise JoinInputError(f"{tag.what}: cannot read it as a Delta table on engine {lake.engine}: {err}") from err
+        value, columns = _check_tag_columns(tag, [(str(tag.path), found)])
+    else:
+        value, columns = _check_tag_columns(
+            tag, [(str(f), cols) for f, cols in zip(tag.files.files, tag.files.columns, strict=True)]
+        )
+        df = lake.spark.read.schema(read_schema_ddl(columns)).parquet(*(str(f.resolve()) for f in tag.files.files))
+    df = _select_rows(df, tag, columns, collection)
+    return df.select(F.col("hash").cast("bigint").alias("hash"), F.col(value).cast("float").alias(tag.spec.column))
+
+
+def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
+    """One row per hash: the max of each tag, and ``rows_<tag>`` = how many rows each table had for that hash.
+
+    All tag tables are deduplicated in one aggregation, so the metadata is
+    joined (shuffled) once, whatever the number of tag tables.
+    """
+    specs = [spec for spec, _ in frames]
+    parts = [
+        df.select(
+            "hash",
+            *[(F.col(s.column) if s is spec else F.lit(None).cast("float")).alias(s.column) for s in specs],
+            *[F.lit(1 if s is spec else 0).cast("int").alias(f"rows_{s.name}") for s in specs],
+        )
+        for spec, df in frames
+    ]
+    rows = reduce(DataFrame.unionByName, parts)
+    return rows.groupBy("hash").agg(
+        *[F.max(s.column).alias(s.column) for s in specs],
+        *[F.sum(f"rows_{s.name}").alias(f"rows_{s.name}") for s in specs],
+    )
+
+
+def tag_counts(combined: DataFrame, specs: Sequence[TagSpec]) -> dict[str, int]:
+    """Per tag: rows read, rows dropped for a null hash, duplicate rows dropped (rows = kept + both drops)."""
+    aggregates = []
+    for spec in specs:
+        rows = F.col(f"rows_{spec.name}")
+        aggregates += [
+            F.sum(rows),
+            F.sum(F.when(F.col("hash").isNull(), rows).otherwise(0)),
+            F.count(F.when(F.col("hash").isNotNull() & (rows > 0), 1)),
+        ]
+    values = [int(v or 0) for v in combined.agg(*aggregates).collect()[0]]
+    counts: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        rows, null_hash, kept = values[3 * i : 3 * i + 3]
+        counts[f"{spec.name}_tag_rows"] = rows
+        counts[f"{spec.name}_null_hash_dropped"] = null_hash
+        counts[f"{spec.name}_duplicates_dropped"] = rows - null_hash - kept
+    return counts
+
+
+def _check_tag_columns(tag: TagInput, sources: list[tuple[str, dict[str, str]]]) -> tuple[str, dict[str, str]]:
+    """The value column to use and the columns to read; errors name the table, file and columns."""
+    candidates = tag.spec.value_columns
+    value = next((c for c in candidates if any(c in cols for _, cols in sources)), candidates[0])
+    what = tag.what + (f" (value column: {' or '.join(candidates)})" if len(candidates) > 1 else "")
+    columns = check_columns(sources, {"hash": "integer", value: "numeric"}, _OPTIONAL, what)
+    if tag.head is not None and "head" not in columns:
+        raise JoinInputError(f"{tag.what}: head {tag.head!r} was chosen but the table has no head column")
+    return value, columns
+
+
+def _select_rows(df: DataFrame, tag: TagInput, columns: dict[str, str], collection: str) -> DataFrame:
+    """Keep ``collection``'s rows and one head's; error when there are none or the head is ambiguous."""
+    keys = [c for c in ("collection", "head") if c in columns]
+    if not keys:
+        return df
+    groups = [(*row[:-1],) for row in df.groupBy(*keys).count().collect()]
+    if "collection" in columns:
+        present = sorted({str(g[0]) for g in groups})
+        groups = [g[1:] for g in groups if g[0] == collection]
+        if not groups:
+            raise JoinInputError(f"{tag.what}: no rows for collection {collection!r} (it has: {', '.join(present)})")
+        df = df.where(F.col("collection") == collection)
+    if "head" not in columns:
+        return df
+    heads = sorted(str(g[0]) for g in groups)
+    if tag.head is None and len(heads) > 1:
+        how = f"choose one with {tag.spec.head_option}" if tag.spec.head_option else "give a table with one head"
+        raise JoinInputError(f"{tag.what}: holds several heads for {collection}: {', '.join(heads)}; {how}")
+    chosen = tag.head if tag.head is not None else heads[0]
+    if chosen not in heads:
+        raise JoinInputError(f"{tag.what}: no rows of head {chosen!r} for {collection} (it has: {', '.join(heads)})")
+    return df.where(F.col("head") == chosen)
