@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, LongType, StringType, StructField, StructType
 
 from .heads import Head
-from .lake import read_table, table_exists, write_table
+from .lake import lake_table, read_table, table_exists, write_table
 from .runs import RunSummary, record_run
 from .session import LakeSession
 from .shards import Shard, ShardLayoutError, discover_shards
@@ -154,7 +154,7 @@ def build_aesthetic_embeddings(
     whole table is rewritten: Sail's ``replaceWhere`` fails on tables with array columns.
     """
     rows, summary = compute_aesthetic_embeddings(lake, embeddings, head)
-    path = Path(lake_dir) / "aesthetic_embeddings"
+    path = lake_table(lake_dir, "aesthetic_embeddings")
     kept: list[tuple[str, str, int, int, list[float] | None]] = []
     if table_exists(lake, path):
         other = (F.col("model") != F.lit(head.model)) | (F.col("head") != F.lit(head.name))
@@ -174,7 +174,7 @@ def export_aesthetic_embeddings(
 
     ``head`` picks the head's rows when the table holds several. Returns ``{bucket: path}``.
     """
-    table = read_table(lake, Path(lake_dir) / "aesthetic_embeddings").toPandas()
+    table = read_table(lake, lake_table(lake_dir, "aesthetic_embeddings")).toPandas()
     heads = sorted(table["head"].unique())
     if head is None:
         if len(heads) != 1:

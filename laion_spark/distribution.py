@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
-from .lake import read_table, write_table
+from .lake import lake_table, read_table, write_table
 from .session import LakeSession
 
 #: LAION's unit buckets, in order.
@@ -66,15 +66,15 @@ def score_distribution(tags: DataFrame) -> pd.DataFrame:
 
 def build_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataFrame:
     """Compute the distribution of ``<lake_dir>/aesthetic_tags`` and rewrite ``<lake_dir>/score_distribution``."""
-    table = score_distribution(read_table(lake, Path(lake_dir) / "aesthetic_tags"))
+    table = score_distribution(read_table(lake, lake_table(lake_dir, "aesthetic_tags")))
     frame = lake.spark.createDataFrame(table, schema=DISTRIBUTION_SCHEMA)
-    write_table(lake, frame.coalesce(1), Path(lake_dir) / "score_distribution", mode="overwrite")
+    write_table(lake, frame.coalesce(1), lake_table(lake_dir, "score_distribution"), mode="overwrite")
     return table
 
 
 def read_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataFrame:
     """The ``score_distribution`` table as pandas, sorted by collection, head and bucket."""
-    table = read_table(lake, Path(lake_dir) / "score_distribution").toPandas()
+    table = read_table(lake, lake_table(lake_dir, "score_distribution")).toPandas()
     return table.sort_values(["collection", "head", "bucket_order"], ignore_index=True)
 
 

@@ -24,6 +24,14 @@ def table_path(path: str | Path) -> str:
     return str(Path(text).expanduser().resolve())
 
 
+def lake_table(lake_dir: str | Path, name: str) -> str:
+    """Path of the table ``name`` in the lake folder ``lake_dir`` (local folder or URI)."""
+    base = str(lake_dir)
+    if "://" in base or base.startswith("dbfs:"):
+        return base.rstrip("/") + "/" + name
+    return table_path(Path(base) / name)
+
+
 def is_delta(path: str | Path) -> bool:
     """True when ``path`` is a local folder holding a Delta log."""
     return (Path(str(path)) / "_delta_log").is_dir()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .lake import write_table
+from .lake import lake_table, write_table
 from .session import LakeSession
 
 RUNS_SCHEMA = pa.schema(
@@ -67,4 +67,4 @@ def record_run(
         "value": [int(v) for v in metrics.values()],
     }
     table = pa.table(rows, schema=RUNS_SCHEMA)
-    write_table(lake, lake.spark.createDataFrame(table.to_pandas()), Path(lake_dir) / "runs", mode="append")
+    write_table(lake, lake.spark.createDataFrame(table.to_pandas()), lake_table(lake_dir, "runs"), mode="append")

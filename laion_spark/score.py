@@ -62,7 +62,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from .hashing import laion_hash
 from .heads import Head, load_head
-from .lake import read_table, table_exists, write_table
+from .lake import lake_table, read_table, table_exists, write_table
 from .runs import RunSummary, record_run
 from .session import LakeSession
 from .shards import Shard, ShardLayoutError, discover_shards
@@ -277,7 +277,7 @@ def score_embeddings(
         raise ValueError(f"shards_per_commit must be at least 1, got {shards_per_commit}")
     head = head if isinstance(head, Head) else load_head(head)
     collection = collection or Path(embeddings).resolve().name
-    tags_path, rejected_path = Path(lake_dir) / TAGS_TABLE, Path(lake_dir) / REJECTED_TABLE
+    tags_path, rejected_path = lake_table(lake_dir, TAGS_TABLE), lake_table(lake_dir, REJECTED_TABLE)
     partition = {"head": head.name, "collection": collection}
     summary = ScoreSummary(job=JOB, collection=collection, head=head.name)
     plan = [inspect_shard(shard, head.dim) for shard in discover_shards(embeddings)]

@@ -33,7 +33,7 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from .lake import read_table, table_exists, table_path, write_table
+from .lake import lake_table, read_table, table_exists, table_path, write_table
 from .pipeline_config import PipelineConfig, SafetyConfig, SubsetSpec, load_pipeline_config
 from .runs import RunSummary, record_run
 from .session import LakeSession
@@ -159,12 +159,12 @@ def _sort_by_shuffle_key(columns: list[str]):
 def build_subsets(lake: LakeSession, lake_dir: str | Path, config: PipelineConfig | None = None) -> list[RunSummary]:
     """Write ``<lake_dir>/subset_<name>`` for every configured subset and record one run summary each."""
     config = config or load_pipeline_config()
-    joined = read_table(lake, Path(lake_dir) / "joined")
+    joined = read_table(lake, lake_table(lake_dir, "joined"))
     counts = subset_counts(joined, config)
     summaries = []
     for spec in config.subsets:
         summary = RunSummary(job=spec.table, collection=",".join(spec.collections) if spec.collections else "*")
-        path = Path(lake_dir) / spec.table
+        path = lake_table(lake_dir, spec.table)
         frame = subset_frame(joined, spec, config)
         _check_schema_unchanged(lake, path, frame)
         write_table(lake, frame, path, mode="overwrite")

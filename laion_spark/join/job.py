@@ -15,7 +15,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from ..collections import JOINED_SCHEMA
-from ..lake import read_table, write_table
+from ..lake import lake_table, read_table, write_table
 from ..runs import RunSummary, record_run
 from ..session import LakeSession
 from .metadata import MetadataInput, count_hash_mismatches, inspect_metadata, read_metadata
@@ -44,7 +44,7 @@ class JoinPlan:
     @property
     def joined_path(self) -> str:
         """Where the ``joined`` table lives."""
-        return f"{self.lake_dir.rstrip('/')}/joined"
+        return lake_table(self.lake_dir, "joined")
 
 
 def plan_join(

@@ -10,7 +10,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from ..distribution import BUCKETS, bucket_order, read_score_distribution, score_distribution
-from ..lake import read_table, table_exists
+from ..lake import lake_table, read_table, table_exists
 from ..pipeline_config import PipelineConfig
 from ..session import LakeSession
 from ..subsets import subset_counts
@@ -43,25 +43,24 @@ def gather_report_data(
     lake: LakeSession, lake_dir: str | Path, config: PipelineConfig, samples_per_bucket: int = 3, seed: int = 0
 ) -> ReportData:
     """Read (or aggregate) everything the report needs; a missing table becomes a note, not an error."""
-    lake_dir = Path(lake_dir)
     data = ReportData(lake_dir=str(lake_dir))
-    if table_exists(lake, lake_dir / "score_distribution"):
+    if table_exists(lake, lake_table(lake_dir, "score_distribution")):
         data.distribution = read_score_distribution(lake, lake_dir)
-    elif table_exists(lake, lake_dir / "aesthetic_tags"):
-        data.distribution = score_distribution(read_table(lake, lake_dir / "aesthetic_tags"))
+    elif table_exists(lake, lake_table(lake_dir, "aesthetic_tags")):
+        data.distribution = score_distribution(read_table(lake, lake_table(lake_dir, "aesthetic_tags")))
         data.notes.append("score_distribution is not stored yet: computed from aesthetic_tags (`laion-spark stats`).")
     else:
         data.notes.append("No aesthetic_tags table: run `laion-spark score-embeddings` first.")
-    if table_exists(lake, lake_dir / "joined"):
+    if table_exists(lake, lake_table(lake_dir, "joined")):
         data.funnel = _funnel(lake, lake_dir, config)
         data.samples = _samples(lake, lake_dir, samples_per_bucket, seed)
     else:
         data.notes.append("No joined table: run `laion-spark join-tags` for the funnel and sample captions.")
-    if table_exists(lake, lake_dir / "runs"):
-        data.runs = latest_runs(read_table(lake, lake_dir / "runs").toPandas())
-    if table_exists(lake, lake_dir / "aesthetic_embeddings"):
+    if table_exists(lake, lake_table(lake_dir, "runs")):
+        data.runs = latest_runs(read_table(lake, lake_table(lake_dir, "runs")).toPandas())
+    if table_exists(lake, lake_table(lake_dir, "aesthetic_embeddings")):
         data.embeddings = (
-            read_table(lake, lake_dir / "aesthetic_embeddings")
+            read_table(lake, lake_table(lake_dir, "aesthetic_embeddings"))
             .select("model", "head", "bucket", "count")
             .toPandas()
             .sort_values(["model", "head", "bucket"], ignore_index=True)
@@ -69,15 +68,15 @@ def gather_report_data(
     return data
 
 
-def _funnel(lake: LakeSession, lake_dir: Path, config: PipelineConfig) -> pd.DataFrame:
+def _funnel(lake: LakeSession, lake_dir: str | Path, config: PipelineConfig) -> pd.DataFrame:
     """Rows per ``(stage, collection)``: joined, passed safety, then each subset table in the lake."""
-    counts = subset_counts(read_table(lake, lake_dir / "joined"), config)
+    counts = subset_counts(read_table(lake, lake_table(lake_dir, "joined")), config)
     frames = [
         pd.DataFrame({"stage": JOINED_STAGE, "collection": counts["collection"], "rows": counts["joined"]}),
         pd.DataFrame({"stage": SAFETY_STAGE, "collection": counts["collection"], "rows": counts["passed_safety"]}),
     ]
     for spec in config.subsets:
-        path = lake_dir / spec.table
+        path = lake_table(lake_dir, spec.table)
         if not table_exists(lake, path):
             continue
         per_collection = read_table(lake, path).groupBy("collection").count().toPandas()
@@ -91,9 +90,11 @@ def _funnel(lake: LakeSession, lake_dir: Path, config: PipelineConfig) -> pd.Dat
     return funnel
 
 
-def _samples(lake: LakeSession, lake_dir: Path, per_bucket: int, seed: int) -> pd.DataFrame:
+def _samples(lake: LakeSession, lake_dir: str | Path, per_bucket: int, seed: int) -> pd.DataFrame:
     """A few captions per score bucket from ``joined``, picked by a seeded hash (deterministic)."""
-    joined = read_table(lake, lake_dir / "joined").where(F.col("aesthetic").isNotNull() & F.col("TEXT").isNotNull())
+    joined = read_table(lake, lake_table(lake_dir, "joined")).where(
+        F.col("aesthetic").isNotNull() & F.col("TEXT").isNotNull()
+    )
     pick = Window.partitionBy("bucket_order").orderBy(F.xxhash64(F.col("hash"), F.lit(seed)), "URL", "TEXT")
     rows = (
         joined.withColumn("bucket_order", bucket_order(F.col("aesthetic")))
