@@ -7,20 +7,7 @@ Takes the options of ``laion-spark score-embeddings`` and runs on the session
 spark-submit (or a Databricks job) provides: engine ``active``.
 """
 
-from __future__ import annotations
-
-import sys
-
-from pyspark.sql import SparkSession
-
-from laion_spark.cli import app
-
-
-def main(argv: list[str]) -> None:
-    """Attach to (or create) the job's Spark session, then run the command on it."""
-    SparkSession.builder.appName("laion-spark score-embeddings").getOrCreate()
-    app(["score-embeddings", "--engine", "active", *argv], prog_name="score_embeddings.py")
-
+from laion_spark.entrypoint import run_job
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_job("score-embeddings")

@@ -8,24 +8,7 @@ pipeline config. Without ``--engine`` the job runs on the session spark-submit (
 Databricks) gives it: ``--engine active``.
 """
 
-from __future__ import annotations
-
-import sys
-
-from pyspark.sql import SparkSession
-
-from laion_spark.cli import app
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run ``subsets`` with ``argv``; the engine defaults to the surrounding job's session."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not any(a in ("--engine", "-e") or a.startswith("--engine=") for a in args):
-        if "--help" not in args:
-            SparkSession.builder.appName("laion-spark subsets").getOrCreate()
-        args = ["--engine", "active", *args]
-    app(["subsets", *args], prog_name="subsets.py")
-
+from laion_spark.entrypoint import run_job
 
 if __name__ == "__main__":
-    main()
+    run_job("subsets")
