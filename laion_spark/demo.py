@@ -47,7 +47,8 @@ class DemoResult:
         lines += [f"  {name:<28} {seconds:7.1f} s" for name, seconds in self.stages]
         lines += ["", f"total {sum(s for _, s in self.stages):.1f} s", "", "score distribution:", self.distribution]
         lines += ["", "outputs:"]
-        lines += [f"  {name:<28} {path}" for name, path in self.outputs.items()]
+        width = max(len(name) for name in self.outputs) if self.outputs else 0
+        lines += [f"  {name:<{width}}  {path}" for name, path in self.outputs.items()]
         return "\n".join(lines)
 
 
