@@ -59,7 +59,8 @@ def choose_head(head: str | None) -> tuple[str | None, str]:
     published location; else ``None``: the sample generator's synthetic head.
     """
     if head:
-        return str(resolve_head(head)), "given"
+        path = resolve_head(head)
+        return str(path), f"given: {path}"
     try:
         return str(resolve_head(DEMO_HEAD)), "LAION's published head"
     except HeadNotFoundError:

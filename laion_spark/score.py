@@ -9,8 +9,8 @@ to two lake tables under ``lake_dir``:
   string, row long, reason string`` (same partitions): rows whose embedding is
   ``non_finite`` (NaN/inf) or ``all_zero``, which have no score.
 
-``head`` is the head's name: ``laion-v1-l14`` ... for a named head, the file's
-stem for a ``.pth`` path. Being partition columns, ``head`` and ``collection``
+``head`` is the head's name: ``laion-v1-l14`` ... for a named head or a file
+named like a published one, the file's stem for any other ``.pth`` path. Being partition columns, ``head`` and ``collection``
 come last when the tables are read; select columns by name.
 
 How it runs:
@@ -134,7 +134,7 @@ class ScoreSummary(RunSummary):
 def inspect_shard(shard: Shard, dim: int) -> ShardTask | RefusedShard:
     """Check a shard from its file headers only: row counts agree, width is ``dim``, metadata has url/caption."""
     try:
-        shape = shard.embeddings().shape  # a memory map: reads the header only
+        shape = shard.shape()
         footer = pq.ParquetFile(shard.metadata)
     except (OSError, ValueError) as err:
         return RefusedShard(shard.index, shard.npy, 0, f"unreadable: {err}")

@@ -64,7 +64,7 @@ def test_demo_exports_rating_files_and_a_report(demo):
 def test_demo_summary_names_the_head_and_where_each_output_is(demo):
     result, lines = demo
     text = result.format()
-    assert result.head == "laion-v1-l14" and result.head_kind == "given"
+    assert result.head == "laion-v1-l14" and result.head_kind.startswith("given: ")
     for name in ("kv/aesthetic.kv", "report", "lake/joined"):
         assert name in text
     assert [name for name, _ in result.stages][0] == "sample data"
