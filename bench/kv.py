@@ -9,8 +9,9 @@ scores, kept as a Delta table (our input) and as the sorted parquet that
 byte-identical. Build rows:
 
 * ``static_ondisk_kv.parquet_to_file``: its Python loop over the sorted rows;
-* ``laion-spark build_kv (Sail)``: read the Delta table, count, sort, fetch,
-  encode and write, on an already started Sail session (its start is shown apart);
+* ``laion-spark build_kv (Sail)``: read the Delta table, count, range-partition,
+  sort, encode and write each range's fragment inside the tasks, then join the
+  fragments, on an already started Sail session (its start is shown apart);
 * ``laion-spark encode_records + write``: our write step alone, on the same
   sorted parquet as the peer.
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     n, q = result.rows_written, args.queries
     lines = [
         ("build: static_ondisk_kv.parquet_to_file", peer_build, n, peer_build),
-        ("build: laion-spark build_kv (Sail, read+sort+write)", our_build, n, peer_build),
+        (f"build: laion-spark build_kv (Sail, {result.ranges} range(s))", our_build, n, peer_build),
         ("build: laion-spark encode_records + write only", our_step, n, peer_build),
         ("lookup: static_ondisk_kv OnDiskKV[k], per key", peer_lookup, q, peer_lookup),
         ("lookup: laion-spark KV.get_batch", batch_lookup, q, peer_lookup),

@@ -2,10 +2,12 @@
 
     spark-submit --properties-file conf/cluster.conf jobs/build_kv.py \\
         --table s3://.../lake/joined --value-columns pwatermark,punsafe --value-format ee \\
-        --out /data/kv/watermark_safety.kv --staging s3://.../scratch/kv_staging
+        --out /shared/kv/watermark_safety.kv --staging /shared/scratch/kv_staging
 
-The KV file is written on the driver (``--out`` is a driver-local path); the
-staging table of a multi-range build must be reachable by every executor.
+Executors sort their key ranges and write them as fragment files under
+``--staging``, which must be a filesystem folder shared by the executors and the
+driver (NFS, a FUSE-mounted bucket, DBFS's /dbfs); the driver concatenates the
+fragments into ``--out``.
 Without ``--engine`` the job runs on the session spark-submit (or Databricks)
 gives it: ``--engine active``.
 """

@@ -5,19 +5,30 @@ sorted, deduplicated rows, byte for byte (see :mod:`laion_spark.kv`), but it is
 written from Arrow batches as numpy record arrays instead of a Python loop per
 row.
 
-How the keys end up globally sorted with bounded memory on every engine (Sail
-neither range-partitions nor keeps a global sort parallel):
+How the keys end up globally sorted with bounded memory on every engine:
+Spark does the range partitioning (the shuffle of a global sort) and each range
+is sorted inside its task; nothing but one summary row per range goes through
+the driver. (Sail neither range-partitions nor keeps a global sort parallel, so
+the ranges are computed here.)
 
 1. count the rows (and null keys), and choose ``K = ceil(rows / max_rows_per_range)``;
-2. with ``K > 1``: take the range boundaries from a seeded sample of keys, and
-   stage the rows in a scratch table partitioned by range number (one pass,
-   range numbers computed with ``np.searchsorted`` in ``mapInArrow``);
-3. for each range in ascending order: sort it with Spark, fetch it as Arrow
-   (at most about ``max_rows_per_range`` rows on the driver), drop duplicate
-   keys, check the keys continue strictly increasing, and append the records
-   to ``OUT.partial``;
-4. check the count (rows in = written + duplicates dropped + null keys
-   rejected) and rename ``OUT.partial`` to ``OUT``.
+   with ``K > 1`` the range boundaries are quantiles of a seeded sample of keys;
+2. number each row's range (``np.searchsorted`` on the boundaries, in
+   ``mapInArrow``) and ``repartition(K, range)``: hash partitioning may put
+   several ranges in one task (and none in another), so a task holds the rows
+   of the ranges it was given, about ``max_rows_per_range`` each;
+3. in each task (``mapInArrow``): sort the rows with numpy (key, then the
+   values in the duplicate rule's order), keep the first row of each key,
+   encode the records and write each range to ``<staging>/range-NNNNNN.kv``;
+   yield one summary row per range (rows, written, dropped, first and last key);
+4. on the driver: check the ranges are disjoint and ascending and the count
+   (rows in = written + duplicates dropped + null keys rejected), concatenate
+   the fragments in range order into ``OUT.partial``, check its size, rename it
+   to ``OUT`` and remove the staging folder.
+
+The fragments are plain files written by the tasks: ``staging`` (default
+``OUT.staging``) must be a folder the executors can write and the driver can
+read, i.e. a shared filesystem path on a cluster.
 
 Values: a null is written as NaN (what ``parquet_to_file`` writes for a pandas
 NaN); a finite value too large for its format (``e``: 65504) is an error naming
@@ -36,19 +47,19 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from .kv import record_dtype
-from .lake import is_delta, read_table, table_path, write_table
+from .lake import is_delta, read_table, table_path
 from .runs import RunSummary
 from .session import LakeSession
 
@@ -58,8 +69,29 @@ DEFAULT_MAX_ROWS_PER_RANGE = 5_000_000
 SAMPLE_KEYS_PER_RANGE = 256
 _SAMPLE_SEED = 20_240_917
 _RANGE = "kv_range"
+_COPY_BUFFER = 16 << 20
 _NUMERIC = (T.FloatType, T.DoubleType, T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+#: One row per key range written by a task (``error``: why it could not be written).
+_FRAGMENT_SCHEMA = T.StructType(
+    [
+        T.StructField("range", T.IntegerType(), False),
+        T.StructField("rows", T.LongType(), False),
+        T.StructField("written", T.LongType(), False),
+        T.StructField("dropped", T.LongType(), False),
+        T.StructField("first_key", T.LongType(), True),
+        T.StructField("last_key", T.LongType(), True),
+        T.StructField("error", T.StringType(), True),
+    ]
+)
+_ARROW_FRAGMENT_SCHEMA = pa.schema(
+    [
+        pa.field("range", pa.int32(), False),
+        *(pa.field(name, pa.int64(), False) for name in ("rows", "written", "dropped")),
+        *(pa.field(name, pa.int64()) for name in ("first_key", "last_key")),
+        pa.field("error", pa.string()),
+    ]
+)
 
 
 class KVBuildError(ValueError):
@@ -133,9 +165,10 @@ def build_kv(
 
     ``value_format`` has one code per value column (``e`` float16, ``f``
     float32, ``d`` float64); default ``e`` for each. ``where`` filters the rows
-    first (SQL). ``staging`` is the scratch table of a multi-range build
-    (default ``OUT.staging``; on a cluster give a path every executor can
-    reach); it must not exist, and is removed afterwards when local.
+    first (SQL). ``staging`` is the folder of the per-range fragment files
+    (default ``OUT.staging``; on a cluster a shared filesystem path that the
+    executors can write and the driver can read); it must not exist, and is
+    removed afterwards.
     """
     value_columns = list(value_columns)
     if not value_columns:
@@ -160,9 +193,7 @@ def build_kv(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    staging_path = table_path(staging or out.with_name(out.name + ".staging"))
-    if _is_local(staging_path) and Path(staging_path).exists():
-        raise KVBuildError(f"staging folder {staging_path} exists (left by an interrupted build?): remove it first")
+    staging_dir = _staging_dir(staging, out)
 
     counts = rows.agg(F.count(F.lit(1)).alias("rows"), F.count("key").alias("keys")).collect()[0]
     rows_in, keyed = int(counts["rows"]), int(counts["keys"])
@@ -170,26 +201,32 @@ def build_kv(
     keyed_rows = rows.where(F.col("key").isNotNull())
     if on_duplicate == "error":
         _refuse_duplicates(keyed_rows, name, key_column)
-    order = _row_order(keyed_rows, on_duplicate)
+    staging_dir.mkdir(parents=True)
     try:
-        ranges = _key_ranges(lake, keyed_rows, keyed, max_rows_per_range, staging_path)
-        with open(partial, "wb") as sink:
-            written, dropped = _write_sorted(
-                sink, ranges.sorted_tables(order), value_format, value_columns, key_column, name
-            )
+        bounds = _range_bounds(keyed_rows, keyed, max_rows_per_range)
+        writer = _range_writer(str(staging_dir), value_format, value_columns, key_column, on_duplicate)
+        fragments = (
+            _number_ranges(keyed_rows, bounds)
+            .repartition(bounds.shape[0] + 1, _RANGE)
+            .mapInArrow(writer, _FRAGMENT_SCHEMA)
+            .toArrow()
+            .sort_by("range")
+            .to_pylist()
+        )
+        written, dropped = _check_fragments(fragments, keyed, name)
         if rows_in != written + dropped + null_keys:
             raise KVBuildError(
                 f"{name}: {rows_in:,} rows counted but {written:,} written + {dropped:,} duplicates dropped + "
                 f"{null_keys:,} null keys: the table changed during the build"
             )
+        _concatenate(partial, _fragment_files(staging_dir, fragments, dtype.itemsize))
         size = os.path.getsize(partial)
         if size != written * dtype.itemsize:
             raise KVBuildError(f"{partial}: {size:,} bytes on disk, {written * dtype.itemsize:,} expected")
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
-        if _is_local(staging_path):  # it did not exist before this build
-            shutil.rmtree(staging_path, ignore_errors=True)
+        shutil.rmtree(staging_dir, ignore_errors=True)  # it did not exist before this build
     return KVBuildResult(
         path=out,
         value_format=value_format,
@@ -198,7 +235,7 @@ def build_kv(
         rows_written=written,
         duplicates_dropped=dropped,
         null_keys_rejected=null_keys,
-        ranges=ranges.count,
+        ranges=bounds.shape[0] + 1,
     )
 
 
@@ -206,31 +243,21 @@ def _is_local(path: str) -> bool:
     return "://" not in path and not path.startswith("dbfs:")
 
 
-def _write_sorted(
-    sink: BinaryIO,
-    tables: Iterable[pa.Table],
-    value_format: str,
-    value_columns: list[str],
-    key_column: str,
-    name: str,
-) -> tuple[int, int]:
-    """Append the records of key-sorted ``tables``, the first row of each key only; (written, dropped)."""
-    written = dropped = 0
-    last_key: int | None = None
-    for table in tables:
-        if not table.num_rows:
-            continue
-        keys = table.column("key").to_numpy()
-        _check_ascending(keys, last_key, name)
-        keep = np.ones(keys.shape[0], dtype=bool)
-        keep[1:] = keys[1:] != keys[:-1]
-        values = [_values(table.column(f"v{i}"))[keep] for i in range(len(value_columns))]
-        records = encode_records(keys[keep], values, value_format, value_columns, key_column)
-        sink.write(records.data)
-        written += records.shape[0]
-        dropped += keys.shape[0] - records.shape[0]
-        last_key = int(records["key"][-1])
-    return written, dropped
+def _staging_dir(staging: str | Path | None, out: Path) -> Path:
+    """The absolute fragment folder (tasks may run in other processes, with another working directory)."""
+    text = str(staging) if staging is not None else str(out.with_name(out.name + ".staging"))
+    if not _is_local(text):
+        raise KVBuildError(
+            f"staging {text} is a URI: the tasks write fragment files there, give a (shared) filesystem path"
+        )
+    path = Path(text).absolute()
+    if path.exists():
+        raise KVBuildError(f"staging folder {path} exists (left by an interrupted build?): remove it first")
+    return path
+
+
+def _fragment_path(staging_dir: Path, number: int) -> Path:
+    return staging_dir / f"range-{number:06d}.kv"
 
 
 def _select_kv_columns(df: DataFrame, name: str, key_column: str, value_columns: list[str]) -> DataFrame:
@@ -264,72 +291,168 @@ def _refuse_duplicates(rows: DataFrame, name: str, key_column: str) -> None:
         )
 
 
-def _row_order(rows: DataFrame, on_duplicate: str) -> list[Column]:
-    """Sort order within a range: key, then the values (NaN and null last) in the kept row's direction."""
-    order = [F.col("key").asc()]
-    if on_duplicate == "error":
-        return order
-    for field in rows.schema.fields[1:]:
-        value = F.col(field.name)
-        if isinstance(field.dataType, T.FloatType | T.DoubleType):
-            value = F.when(~F.isnan(value), value)
-        order.append(value.asc_nulls_last() if on_duplicate == "first" else value.desc_nulls_last())
-    return order
+def _range_bounds(rows: DataFrame, keyed: int, max_rows_per_range: int) -> np.ndarray:
+    """Ascending keys splitting ``rows`` into ranges of about ``max_rows_per_range`` rows (none: one range).
 
-
-@dataclass
-class _KeyRanges:
-    """Ascending, disjoint key ranges of the input rows."""
-
-    rows: DataFrame
-    #: Range numbers of a staged table (column ``kv_range``); empty: one range, ``rows`` itself.
-    numbers: list[int]
-
-    @property
-    def count(self) -> int:
-        return max(1, len(self.numbers))
-
-    def sorted_tables(self, order: list[Column]) -> Iterator[pa.Table]:
-        """Each range sorted by ``order``, fetched as one Arrow table, in ascending key order."""
-        if not self.numbers:
-            yield self.rows.orderBy(*order).toArrow()
-            return
-        columns = [c for c in self.rows.columns if c != _RANGE]
-        for number in self.numbers:
-            yield self.rows.where(F.col(_RANGE) == number).select(*columns).orderBy(*order).toArrow()
-
-
-def _key_ranges(lake: LakeSession, rows: DataFrame, keyed: int, max_rows_per_range: int, staging: str) -> _KeyRanges:
-    """Split ``rows`` into ascending key ranges of about ``max_rows_per_range`` rows each.
-
-    Boundaries are quantiles of a seeded key sample; the rows are staged once,
-    partitioned by range number, so that each range is read back on its own.
+    Range ``i`` holds the keys ``bounds[i - 1] <= key < bounds[i]``; the
+    bounds are quantiles of a seeded key sample.
     """
     wanted = math.ceil(keyed / max_rows_per_range)
     if wanted <= 1:
-        return _KeyRanges(rows, [])
+        return np.empty(0, dtype=np.int64)
     fraction = min(1.0, SAMPLE_KEYS_PER_RANGE * wanted / keyed)
     sample = np.sort(rows.sample(fraction=fraction, seed=_SAMPLE_SEED).select("key").toArrow()["key"].to_numpy())
-    bounds = np.unique(sample[(np.arange(1, wanted) * sample.shape[0]) // wanted]) if sample.shape[0] else sample
+    return np.unique(sample[(np.arange(1, wanted) * sample.shape[0]) // wanted]) if sample.shape[0] else sample
 
-    def number_ranges(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+
+def _number_ranges(rows: DataFrame, bounds: np.ndarray) -> DataFrame:
+    """``rows`` with the range number of each key (column ``kv_range``)."""
+    if not bounds.shape[0]:
+        return rows.withColumn(_RANGE, F.lit(0))
+
+    def number(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             at = np.searchsorted(bounds, batch.column(0).to_numpy(zero_copy_only=False), side="right")
             yield batch.append_column(_RANGE, pa.array(at.astype(np.int32)))
 
-    schema = T.StructType([*rows.schema.fields, T.StructField(_RANGE, T.IntegerType(), False)])
-    write_table(lake, rows.mapInArrow(number_ranges, schema), staging, mode="overwrite", partition_by=[_RANGE])
-    return _KeyRanges(read_table(lake, staging), list(range(bounds.shape[0] + 1)))
+    return rows.mapInArrow(number, T.StructType([*rows.schema.fields, T.StructField(_RANGE, T.IntegerType(), False)]))
 
 
-def _check_ascending(keys: np.ndarray, last_key: int | None, name: str) -> None:
-    """The engine must hand back each range sorted and after the previous one; refuse the build otherwise."""
-    unsorted = np.flatnonzero(keys[1:] < keys[:-1])
-    if unsorted.size:
-        i = int(unsorted[0])
-        raise KVBuildError(f"{name}: the engine returned keys out of order ({keys[i]} before {keys[i + 1]})")
-    if last_key is not None and keys[0] <= last_key:
-        raise KVBuildError(f"{name}: key range starting at {keys[0]} overlaps the previous one (ending {last_key})")
+def _range_writer(
+    staging_dir: str, value_format: str, value_columns: list[str], key_column: str, on_duplicate: str
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The ``mapInArrow`` task that writes the fragment of each of its ranges and yields their summaries."""
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        batches = [batch for batch in batches if batch.num_rows]
+        if not batches:
+            return
+        table = pa.Table.from_batches(batches)
+        keys = table.column("key").to_numpy()
+        values = [_values(table.column(f"v{i}")) for i in range(len(value_columns))]
+        numbers = table.column(_RANGE).to_numpy()
+        order, keys = _row_order(keys, values, on_duplicate)
+        values = [v[order] for v in values]
+        single = numbers.min() == numbers.max()  # the usual case: one range per task
+        numbers = numbers[:1] if single else numbers[order]
+        starts = [0] if single else np.flatnonzero(np.r_[True, numbers[1:] != numbers[:-1]]).tolist()
+        ends = [*starts[1:], keys.shape[0]]
+        summaries = [
+            _write_range(
+                Path(staging_dir),
+                int(numbers[start]),
+                keys[start:end],
+                [v[start:end] for v in values],
+                value_format,
+                value_columns,
+                key_column,
+            )
+            for start, end in zip(starts, ends, strict=True)
+        ]
+        yield pa.RecordBatch.from_pylist(summaries, schema=_ARROW_FRAGMENT_SCHEMA)
+
+    return write
+
+
+def _write_range(
+    staging_dir: Path,
+    number: int,
+    keys: np.ndarray,
+    values: list[np.ndarray],
+    value_format: str,
+    value_columns: list[str],
+    key_column: str,
+) -> dict:
+    """Write range ``number`` (rows sorted by key, the row to keep first) to its fragment; its summary."""
+    keep = np.ones(keys.shape[0], dtype=bool)
+    keep[1:] = keys[1:] != keys[:-1]
+    if not keep.all():
+        keys, values = keys[keep], [v[keep] for v in values]
+    summary = {"range": number, "rows": keep.shape[0], "written": 0, "dropped": 0}
+    try:
+        records = encode_records(keys, values, value_format, value_columns, key_column)
+    except KVBuildError as exc:
+        return {**summary, "error": str(exc)}
+    _write_fragment(_fragment_path(staging_dir, number), records)
+    return {
+        **summary,
+        "written": keys.shape[0],
+        "dropped": keep.shape[0] - keys.shape[0],
+        "first_key": int(keys[0]),
+        "last_key": int(keys[-1]),
+    }
+
+
+def _row_order(keys: np.ndarray, values: list[np.ndarray], on_duplicate: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' order, by key then (``first``) ascending or (``max``) descending values, NaN and null last;
+    and the keys in that order."""
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    if on_duplicate == "error" or not (sorted_keys[1:] == sorted_keys[:-1]).any():
+        return order, sorted_keys
+    ties = [v if on_duplicate == "first" else -v for v in reversed(values)]  # numpy sorts NaN last, -NaN too
+    order = np.lexsort([*ties, keys])
+    return order, keys[order]
+
+
+def _write_fragment(path: Path, records: np.ndarray) -> None:
+    """Write ``records`` to ``path`` atomically (a retried task rewrites the same bytes)."""
+    scratch = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(scratch, "wb") as sink:
+        sink.write(records.data)
+    os.replace(scratch, path)
+
+
+def _check_fragments(fragments: list[dict], keyed: int, name: str) -> tuple[int, int]:
+    """Refuse failed, repeated or overlapping ranges, or rows gone missing; (written, dropped)."""
+    for fragment in fragments:
+        if fragment["error"]:
+            raise KVBuildError(f"{name}: {fragment['error']}")
+    numbers = [f["range"] for f in fragments]
+    if len(set(numbers)) != len(numbers):
+        raise KVBuildError(f"{name}: a key range was written by two tasks (ranges {numbers})")
+    written = [f for f in fragments if f["written"]]
+    for before, after in zip(written, written[1:], strict=False):
+        if after["first_key"] <= before["last_key"]:
+            raise KVBuildError(
+                f"{name}: key range starting at {after['first_key']} overlaps the previous one "
+                f"(ending {before['last_key']})"
+            )
+    rows = sum(f["rows"] for f in fragments)
+    if rows != keyed:
+        raise KVBuildError(f"{name}: {keyed:,} rows with a key counted but the tasks got {rows:,}")
+    return sum(f["written"] for f in fragments), sum(f["dropped"] for f in fragments)
+
+
+def _fragment_files(staging_dir: Path, fragments: list[dict], record_size: int) -> list[Path]:
+    """The fragment file of each non-empty range, in range order, checked to hold its records."""
+    paths = []
+    for fragment in fragments:
+        if not fragment["written"]:
+            continue
+        path = _fragment_path(staging_dir, fragment["range"])
+        expected = fragment["written"] * record_size
+        size = path.stat().st_size if path.exists() else None
+        if size != expected:
+            found = "not found" if size is None else f"{size:,} bytes"
+            raise KVBuildError(
+                f"fragment {path}: {found}, {expected:,} bytes written by its task "
+                f"(staging must be a filesystem path shared by the executors and the driver)"
+            )
+        paths.append(path)
+    return paths
+
+
+def _concatenate(out: Path, fragments: list[Path]) -> None:
+    """Join the ``fragments`` into ``out``: the first is moved there, the others appended."""
+    if not fragments:
+        out.write_bytes(b"")
+        return
+    shutil.move(fragments[0], out)
+    with open(out, "ab") as sink:
+        for fragment in fragments[1:]:
+            with open(fragment, "rb") as source:
+                shutil.copyfileobj(source, sink, _COPY_BUFFER)
 
 
 def _values(column: pa.ChunkedArray) -> np.ndarray:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from laion_spark.cli import app
 from laion_spark.kv import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
-from laion_spark.kv_build import KVBuildError, build_kv
+from laion_spark.kv_build import KVBuildError, _range_writer, build_kv
 from laion_spark.lake import write_table
 from laion_spark.session import LakeSession
 
@@ -122,6 +122,30 @@ def test_multi_range_build_gives_the_same_bytes_as_one_range(
     assert out.read_bytes() == single.read_bytes()
     assert not (tmp_path / "ranges.kv.staging").exists()
     assert not (tmp_path / "ranges.kv.partial").exists()
+
+
+def test_a_task_given_several_key_ranges_writes_one_sorted_fragment_per_range(tmp_path: Path) -> None:
+    write = _range_writer(str(tmp_path), "e", ["aesthetic"], "hash", "first")
+    rows = pa.record_batch(
+        {
+            "key": pa.array([30, 10, 31, 10, 12], pa.int64()),
+            "v0": pa.array([1.0, 3.0, 2.0, 1.0, None], pa.float32()),
+            "kv_range": pa.array([2, 0, 2, 0, 0], pa.int32()),
+        }
+    )
+    summaries = [row for out in write(iter([rows.slice(0, 2), rows.slice(2)])) for row in out.to_pylist()]
+    got = [(s["range"], s["rows"], s["written"], s["dropped"], s["first_key"], s["last_key"]) for s in summaries]
+    assert got == [(0, 3, 2, 1, 10, 12), (2, 2, 2, 0, 30, 31)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["range-000000.kv", "range-000002.kv"]
+    first = KV(tmp_path / "range-000000.kv")
+    assert first[10] == (1.0,) and np.isnan(first[12][0])
+    assert KV(tmp_path / "range-000002.kv").keys.tolist() == [30, 31]
+
+
+def test_staging_given_as_a_uri_is_refused(sail: LakeSession, tmp_path: Path) -> None:
+    rows = sail.spark.createDataFrame([(1, 1.0)], "hash long, aesthetic float")
+    with pytest.raises(KVBuildError, match=r"staging s3://bucket/kv is a URI: .* give a \(shared\) filesystem path"):
+        build_kv(sail, rows, tmp_path / "x.kv", ["aesthetic"], staging="s3://bucket/kv")
 
 
 def test_rows_in_equal_rows_written_plus_duplicates_dropped_plus_null_keys(sail: LakeSession, tmp_path: Path) -> None:

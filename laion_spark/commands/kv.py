@@ -60,12 +60,17 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "first",
         max_rows_per_range: Annotated[
-            int, typer.Option("--max-rows-per-range", help="Rows sorted and fetched at once: bounds driver memory.")
+            int,
+            typer.Option("--max-rows-per-range", help="Rows per key range, sorted in one task: bounds task memory."),
         ] = DEFAULT_MAX_ROWS_PER_RANGE,
         where: Annotated[str | None, typer.Option("--where", help="SQL filter applied first.")] = None,
         staging: Annotated[
             str | None,
-            typer.Option("--staging", help="Scratch table of a multi-range build; default OUT.staging (local)."),
+            typer.Option(
+                "--staging",
+                help="Folder for the per-range fragment files the tasks write; default OUT.staging. "
+                "On a cluster: a shared filesystem path the executors write and the driver reads.",
+            ),
         ] = None,
         lake_dir: Annotated[
             Path | None, typer.Option("--lake", help="Also record the run summary in LAKE/runs.")
