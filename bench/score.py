@@ -78,30 +78,20 @@ def generate(root: Path, rows: int, shards: int, seed: int = 0) -> Path:
     return folder
 
 
-def numpy_loop(embeddings: Path, head: Head, out: Path) -> int:
-    """The plain single-process baseline: per shard load, score, hash, write one parquet file."""
+def numpy_loop(embeddings: Path, head: Head, out: Path, chunk_rows: int | None = None) -> int:
+    """The plain single-process baseline: per shard load, score, hash, write one parquet file.
+
+    ``chunk_rows`` is the baseline done with care: shards memory-mapped and
+    scored in the job's chunk size instead of loaded whole.
+    """
     out.mkdir(parents=True)
     rows = 0
     for npy in sorted((embeddings / "img_emb").glob("img_emb_*.npy")):
         index = npy.stem.split("_")[-1]
-        emb = np.load(npy)
+        emb = np.load(npy, mmap_mode="r" if chunk_rows else None)
         meta = pq.read_table(embeddings / "metadata" / f"metadata_{index}.parquet", columns=["url", "caption"])
-        scores = head.score(emb)
-        hashes = laion_hash(meta.column("url"), meta.column("caption"))
-        pq.write_table(pa.table({"hash": hashes, "aesthetic": scores}), out / f"part-{index}.parquet")
-        rows += len(scores)
-    return rows
-
-
-def numpy_chunked_loop(embeddings: Path, head: Head, out: Path) -> int:
-    """The baseline done with care: memory-mapped shards scored in the job's chunk size, one parquet per shard."""
-    out.mkdir(parents=True)
-    rows = 0
-    for npy in sorted((embeddings / "img_emb").glob("img_emb_*.npy")):
-        index = npy.stem.split("_")[-1]
-        emb = np.load(npy, mmap_mode="r")
-        meta = pq.read_table(embeddings / "metadata" / f"metadata_{index}.parquet", columns=["url", "caption"])
-        scores = np.concatenate([head.score(emb[at : at + CHUNK_ROWS]) for at in range(0, len(emb), CHUNK_ROWS)])
+        step = chunk_rows or max(len(emb), 1)
+        scores = np.concatenate([head.score(emb[at : at + step]) for at in range(0, len(emb), step)])
         hashes = laion_hash(meta.column("url"), meta.column("caption"))
         pq.write_table(pa.table({"hash": hashes, "aesthetic": scores}), out / f"part-{index}.parquet")
         rows += len(scores)
@@ -168,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
 
         contenders: dict[str, Callable[[Path], int]] = {
             "numpy loop": lambda out: numpy_loop(embeddings, head, out),
-            "numpy loop, chunked": lambda out: numpy_chunked_loop(embeddings, head, out),
+            "numpy loop, chunked": lambda out: numpy_loop(embeddings, head, out, CHUNK_ROWS),
             "embedding-reader": lambda out: embedding_reader_loop(embeddings, head, out),
             "score-embeddings (sail, Delta)": ours,
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -55,3 +57,13 @@ def open_cli_session(
 ) -> LakeSession:
     """Open the session a command asked for with the shared options."""
     return open_session(engine, remote=remote, profiles=profile, conf=parse_conf(conf), table_format=table_format)
+
+
+@contextmanager
+def input_errors(*expected: type[Exception], label: str = "error") -> Iterator[None]:
+    """Turn the ``expected`` bad-input errors into one ``LABEL: message`` line on stderr and exit code 2."""
+    try:
+        yield
+    except expected as err:
+        typer.echo(f"{label}: {err}", err=True)
+        raise typer.Exit(2) from None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, open_cli_session
+from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, input_errors, open_cli_session
 from ..join import SWAP_CHOICES, JoinInputError, plan_join, run_join
 
 
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         collection replaces only its partition. The run summary is printed and
         appended to DIR/runs.
         """
-        try:
+        with input_errors(JoinInputError, label="join-tags"):
             plan = plan_join(
                 metadata,
                 collection,
@@ -73,7 +73,4 @@ def register(app: typer.Typer) -> None:
             )
             with open_cli_session(engine, remote, profile, conf, table_format) as session:
                 summary = run_join(session, plan)
-        except JoinInputError as err:
-            typer.echo(f"join-tags: {err}", err=True)
-            raise typer.Exit(2) from err
         typer.echo(summary.format())

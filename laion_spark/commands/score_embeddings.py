@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, open_cli_session
+from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, input_errors, open_cli_session
 from ..heads import HEADS, HeadFormatError, HeadNotFoundError
 from ..score import SHARDS_PER_COMMIT, score_embeddings
 from ..shards import ShardLayoutError
@@ -63,20 +63,19 @@ def register(app: typer.Typer) -> None:
         the good shards are scored, then the command names each refused shard and
         its reason and exits with status 1.
         """
-        try:
-            with open_cli_session(engine, remote, profile, conf, table_format) as lake:
-                summary = score_embeddings(
-                    lake,
-                    embeddings,
-                    head,
-                    lake_dir,
-                    collection=collection,
-                    overwrite=overwrite,
-                    shards_per_commit=shards_per_commit,
-                )
-        except (HeadNotFoundError, HeadFormatError, ShardLayoutError) as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from err
+        with (
+            input_errors(HeadNotFoundError, HeadFormatError, ShardLayoutError),
+            open_cli_session(engine, remote, profile, conf, table_format) as lake,
+        ):
+            summary = score_embeddings(
+                lake,
+                embeddings,
+                head,
+                lake_dir,
+                collection=collection,
+                overwrite=overwrite,
+                shards_per_commit=shards_per_commit,
+            )
         typer.echo(summary.format())
         if summary.refused:
             for refused in summary.refused:

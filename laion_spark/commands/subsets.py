@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..aesthetic_embeddings import build_aesthetic_embeddings, export_aesthetic_embeddings
-from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, open_cli_session
+from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, input_errors, open_cli_session
 from ..distribution import build_score_distribution, format_distribution
 from ..heads import HeadFormatError, HeadNotFoundError, load_head
 from ..pipeline_config import PipelineConfigError, default_config_path, load_pipeline_config
@@ -32,16 +31,6 @@ _EXPECTED = (
 )
 
 
-@contextmanager
-def _clear_errors():
-    """Turn the expected input errors into one ``error: ...`` line and exit code 2."""
-    try:
-        yield
-    except _EXPECTED as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-
-
 def register(app: typer.Typer) -> None:
     """Add the subset, distribution, aesthetic-embedding and report commands to ``app``."""
 
@@ -56,7 +45,7 @@ def register(app: typer.Typer) -> None:
         table_format: TableFormatOpt = None,
     ) -> None:
         """Filter `joined` for safety and write one `subset_<name>` table per configured aesthetic threshold."""
-        with _clear_errors():
+        with input_errors(*_EXPECTED):
             pipeline = load_pipeline_config(config)
             with open_cli_session(engine, remote, profile, conf, table_format) as lake:
                 summaries = build_subsets(lake, lake_dir, pipeline)
@@ -79,7 +68,7 @@ def register(app: typer.Typer) -> None:
         table_format: TableFormatOpt = None,
     ) -> None:
         """Rewrite the `score_distribution` table from `aesthetic_tags` and print it in LAION's form."""
-        with _clear_errors(), open_cli_session(engine, remote, profile, conf, table_format) as lake:
+        with input_errors(*_EXPECTED), open_cli_session(engine, remote, profile, conf, table_format) as lake:
             table = build_score_distribution(lake, lake_dir)
         typer.echo(format_distribution(table) if not table.empty else "aesthetic_tags holds no rows")
 
@@ -97,7 +86,7 @@ def register(app: typer.Typer) -> None:
         table_format: TableFormatOpt = None,
     ) -> None:
         """Average the normalised embeddings per integer score bucket 0..9 into `aesthetic_embeddings`."""
-        with _clear_errors():
+        with input_errors(*_EXPECTED):
             scorer = load_head(head)
             with open_cli_session(engine, remote, profile, conf, table_format) as lake:
                 summary = build_aesthetic_embeddings(lake, embeddings, scorer, lake_dir)
@@ -117,7 +106,7 @@ def register(app: typer.Typer) -> None:
         table_format: TableFormatOpt = None,
     ) -> None:
         """Write LAION-style `rating{N}.npy` files (float32, shape (1, d)) from `aesthetic_embeddings`."""
-        with _clear_errors(), open_cli_session(engine, remote, profile, conf, table_format) as lake:
+        with input_errors(*_EXPECTED), open_cli_session(engine, remote, profile, conf, table_format) as lake:
             written = export_aesthetic_embeddings(lake, lake_dir, out, head)
         typer.echo(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written.values())}")
         empty = [f"rating{b}" for b in range(10) if b not in written]
@@ -141,7 +130,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write report/index.html (self-contained) and its PNG charts from the lake's tables."""
         target = out or lake_dir.resolve().parent / "report"
-        with _clear_errors():
+        with input_errors(*_EXPECTED):
             pipeline = load_pipeline_config(config)
             with open_cli_session(engine, remote, profile, conf, table_format) as lake:
                 page = build_report(
