@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from .hashing import laion_hash
+from .radix import key_order
 
 KEY_FORMAT = "q"
 #: struct value codes a KV may hold, and their numpy (little-endian) types.
@@ -156,8 +157,8 @@ class KV:
 
         Returns ``values`` of shape ``(len(keys), number of values)`` (float32, or
         float64 for a ``d`` value) with NaN where a key is absent, and ``found``,
-        a boolean mask. The queries are sorted, then binary-searched in one
-        compiled pass over the memory-mapped key column.
+        a boolean mask. The queries are radix sorted, then binary-searched in
+        one compiled pass over the memory-mapped key column.
         """
         query = np.asarray(keys, dtype=np.int64).ravel()
         out_type = np.result_type(np.float32, *(self.dtype[name] for name in self._value_names))
@@ -165,8 +166,10 @@ class KV:
         found = np.zeros(query.shape[0], dtype=bool)
         if not len(self) or not query.shape[0]:
             return values, found
-        order = np.argsort(query)
-        at = _find_sorted(self._keys, query[order])
+        order, sorted_query = key_order(query)
+        if order is None:
+            order = np.arange(query.shape[0])
+        at = _find_sorted(self._keys, sorted_query)
         hit = at >= 0
         rows, at = order[hit], at[hit]
         found[rows] = True

@@ -2,8 +2,8 @@
 
 The file is the one ``static_ondisk_kv.parquet_to_file`` writes from the same
 sorted, deduplicated rows, byte for byte (see :mod:`laion_spark.kv`), but it is
-written from Arrow batches as numpy record arrays instead of a Python loop per
-row.
+written from Arrow batches by compiled kernels (:mod:`laion_spark.kv_records`)
+instead of a Python loop per row.
 
 How the keys end up globally sorted with bounded memory on every engine:
 Spark does the range partitioning (the shuffle of a global sort) and each range
@@ -11,20 +11,32 @@ is sorted inside its task; nothing but one summary row per range goes through
 the driver. (Sail neither range-partitions nor keeps a global sort parallel, so
 the ranges are computed here.)
 
-1. count the rows (and null keys), and choose ``K = ceil(rows / max_rows_per_range)``;
-   with ``K > 1`` the range boundaries are quantiles of a seeded sample of keys;
-2. number each row's range (``np.searchsorted`` on the boundaries, in
-   ``mapInArrow``) and ``repartition(K, range)``: hash partitioning may put
-   several ranges in one task (and none in another), so a task holds the rows
-   of the ranges it was given, about ``max_rows_per_range`` each;
-3. in each task (``mapInArrow``): sort the rows with numpy (key, then the
-   values in the duplicate rule's order), keep the first row of each key,
-   encode the records and write each range to ``<staging>/range-NNNNNN.kv``;
-   yield one summary row per range (rows, written, dropped, first and last key);
-4. on the driver: check the ranges are disjoint and ascending and the count
-   (rows in = written + duplicates dropped + null keys rejected), concatenate
-   the fragments in range order into ``OUT.partial``, check its size, rename it
-   to ``OUT`` and remove the staging folder.
+1. first, one pass as one range: ``coalesce(1)`` (no shuffle) into a task that
+   stops reading as soon as it holds more than ``max_rows_per_range`` rows with
+   a key (then nothing is written, step 2). A table that fits is built in this
+   one Spark job, without a count;
+2. otherwise count the rows, choose ``K = ceil(rows with a key /
+   max_rows_per_range)`` range boundaries (quantiles of a seeded sample of
+   keys), number each row's range (``np.searchsorted``, in ``mapInArrow``)
+   and ``repartition(K, range)``: hash partitioning may put several ranges in
+   one task (and none in another), so a task holds the rows of the ranges it
+   was given, about ``max_rows_per_range`` each;
+3. in each task (``mapInArrow``): count and leave out the rows with a null
+   key, order the others (compiled radix sort of the keys,
+   :mod:`laion_spark.radix`, skipped when they arrive in order; duplicates
+   then by the values in the duplicate rule's order), keep the first row of
+   each key, encode the records and write each range to
+   ``<staging>/range-NNNNNN.kv``; yield one summary row per range (rows, null
+   keys, written, duplicates dropped, first and last key);
+4. on the driver: check the ranges are disjoint and ascending, that rows in =
+   written + duplicates dropped + null keys rejected (and, after step 2, = the
+   count), concatenate the fragments in range order into ``OUT.partial``,
+   check its size, rename it to ``OUT`` and remove the staging folder.
+
+Step 1 reads at most ``max_rows_per_range`` rows of a larger table; a
+DataFrame source whose plan has a shuffle (a join, an aggregation) runs that
+shuffle in full before its one task starts, so write such a source to a table
+first.
 
 The fragments are plain files written by the tasks: ``staging`` (default
 ``OUT.staging``) must be a folder the executors can write and the driver can
@@ -54,12 +66,15 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from .kv import record_dtype
+from .kv_records import ValueOverflowError, write_records
 from .lake import is_delta, read_table, table_path
+from .radix import key_order
 from .runs import RunSummary
 from .session import LakeSession
 
@@ -69,29 +84,27 @@ DEFAULT_MAX_ROWS_PER_RANGE = 5_000_000
 SAMPLE_KEYS_PER_RANGE = 256
 _SAMPLE_SEED = 20_240_917
 _RANGE = "kv_range"
+_INT64_MIN = -(2**63)
 _COPY_BUFFER = 16 << 20
 _NUMERIC = (T.FloatType, T.DoubleType, T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-#: One row per key range written by a task (``error``: why it could not be written).
-_FRAGMENT_SCHEMA = T.StructType(
-    [
-        T.StructField("range", T.IntegerType(), False),
-        T.StructField("rows", T.LongType(), False),
-        T.StructField("written", T.LongType(), False),
-        T.StructField("dropped", T.LongType(), False),
-        T.StructField("first_key", T.LongType(), True),
-        T.StructField("last_key", T.LongType(), True),
-        T.StructField("error", T.StringType(), True),
-    ]
-)
-_ARROW_FRAGMENT_SCHEMA = pa.schema(
-    [
-        pa.field("range", pa.int32(), False),
-        *(pa.field(name, pa.int64(), False) for name in ("rows", "written", "dropped")),
-        *(pa.field(name, pa.int64()) for name in ("first_key", "last_key")),
-        pa.field("error", pa.string()),
-    ]
-)
+#: One row per key range of a task: ``rows`` it got (null keys included), ``written``, duplicate rows
+#: ``dropped`` (``on_duplicate="error"``: nothing written), ``duplicate_keys`` and the smallest of them;
+#: ``too_large``: the single-range attempt got more rows than one range may hold (nothing written);
+#: ``error``: why the range could not be written.
+_SUMMARY_FIELDS = [
+    ("range", T.IntegerType(), pa.int32(), False),
+    *(
+        (name, T.LongType(), pa.int64(), False)
+        for name in ("rows", "null_keys", "written", "dropped", "duplicate_keys")
+    ),
+    *((name, T.LongType(), pa.int64(), True) for name in ("first_key", "last_key", "duplicate_example")),
+    ("too_large", T.BooleanType(), pa.bool_(), False),
+    ("error", T.StringType(), pa.string(), True),
+]
+_FRAGMENT_SCHEMA = T.StructType([T.StructField(n, spark, null) for n, spark, _, null in _SUMMARY_FIELDS])
+_ARROW_FRAGMENT_SCHEMA = pa.schema([pa.field(n, arrow, null) for n, _, arrow, null in _SUMMARY_FIELDS])
+_EMPTY_SUMMARY = {n: (False if n == "too_large" else 0 if not null else None) for n, _, _, null in _SUMMARY_FIELDS}
 
 
 class KVBuildError(ValueError):
@@ -195,30 +208,19 @@ def build_kv(
     partial = out.with_name(out.name + ".partial")
     staging_dir = _staging_dir(staging, out)
 
-    counts = rows.agg(F.count(F.lit(1)).alias("rows"), F.count("key").alias("keys")).collect()[0]
-    rows_in, keyed = int(counts["rows"]), int(counts["keys"])
-    null_keys = rows_in - keyed
-    keyed_rows = rows.where(F.col("key").isNotNull())
-    if on_duplicate == "error":
-        _refuse_duplicates(keyed_rows, name, key_column)
     staging_dir.mkdir(parents=True)
     try:
-        bounds = _range_bounds(keyed_rows, keyed, max_rows_per_range)
-        writer = _range_writer(str(staging_dir), value_format, value_columns, key_column, on_duplicate)
-        fragments = (
-            _number_ranges(keyed_rows, bounds)
-            .repartition(bounds.shape[0] + 1, _RANGE)
-            .mapInArrow(writer, _FRAGMENT_SCHEMA)
-            .toArrow()
-            .sort_by("range")
-            .to_pylist()
-        )
-        written, dropped = _check_fragments(fragments, keyed, name)
-        if rows_in != written + dropped + null_keys:
-            raise KVBuildError(
-                f"{name}: {rows_in:,} rows counted but {written:,} written + {dropped:,} duplicates dropped + "
-                f"{null_keys:,} null keys: the table changed during the build"
-            )
+        encoding = (str(staging_dir), value_format, value_columns, key_column, on_duplicate)
+        # One pass when the rows fit in one range; a task that gets more stops reading at once.
+        counted, ranges = None, 1
+        fragments = _write_fragments(rows.coalesce(1), _range_writer(*encoding, limit=max_rows_per_range))
+        if any(f["too_large"] for f in fragments):
+            counts = rows.agg(F.count(F.lit(1)).alias("rows"), F.count("key").alias("keys")).collect()[0]
+            counted = int(counts["rows"])
+            bounds = _range_bounds(rows.where(F.col("key").isNotNull()), int(counts["keys"]), max_rows_per_range)
+            ranges = bounds.shape[0] + 1
+            fragments = _write_fragments(_partition_ranges(rows, bounds), _range_writer(*encoding, limit=None))
+        rows_in, written, dropped, null_keys = _check_fragments(fragments, name, key_column, on_duplicate, counted)
         _concatenate(partial, _fragment_files(staging_dir, fragments, dtype.itemsize))
         size = os.path.getsize(partial)
         if size != written * dtype.itemsize:
@@ -235,7 +237,7 @@ def build_kv(
         rows_written=written,
         duplicates_dropped=dropped,
         null_keys_rejected=null_keys,
-        ranges=bounds.shape[0] + 1,
+        ranges=ranges,
     )
 
 
@@ -275,20 +277,11 @@ def _select_kv_columns(df: DataFrame, name: str, key_column: str, value_columns:
     )
 
 
-def _refuse_duplicates(rows: DataFrame, name: str, key_column: str) -> None:
-    """Raise :class:`KVBuildError` naming a duplicated key and the counts, if any key repeats."""
-    dup = (
-        rows.groupBy("key")
-        .count()
-        .where(F.col("count") > 1)
-        .agg(F.count(F.lit(1)).alias("keys"), F.sum("count").alias("rows"), F.min("key").alias("example"))
-        .collect()[0]
-    )
-    if dup["keys"]:
-        raise KVBuildError(
-            f"{name}: {int(dup['keys']):,} {key_column} values appear more than once ({int(dup['rows']):,} rows), "
-            f"e.g. {key_column} {int(dup['example'])}; choose --on-duplicate first or max to keep one row per key"
-        )
+def _write_fragments(
+    rows: DataFrame, writer: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+) -> list[dict]:
+    """Run the range writer over ``rows``; the task summaries in range order."""
+    return rows.mapInArrow(writer, _FRAGMENT_SCHEMA).toArrow().sort_by("range").to_pylist()
 
 
 def _range_bounds(rows: DataFrame, keyed: int, max_rows_per_range: int) -> np.ndarray:
@@ -305,36 +298,62 @@ def _range_bounds(rows: DataFrame, keyed: int, max_rows_per_range: int) -> np.nd
     return np.unique(sample[(np.arange(1, wanted) * sample.shape[0]) // wanted]) if sample.shape[0] else sample
 
 
-def _number_ranges(rows: DataFrame, bounds: np.ndarray) -> DataFrame:
-    """``rows`` with the range number of each key (column ``kv_range``)."""
+def _partition_ranges(rows: DataFrame, bounds: np.ndarray) -> DataFrame:
+    """``rows`` numbered by key range (``kv_range``) and partitioned by it (no bounds: one partition)."""
     if not bounds.shape[0]:
-        return rows.withColumn(_RANGE, F.lit(0))
+        return rows.coalesce(1)
 
     def number(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            at = np.searchsorted(bounds, batch.column(0).to_numpy(zero_copy_only=False), side="right")
+        for batch in batches:  # a null key goes to the first range, whose task counts it
+            keys = pc.fill_null(batch.column(0), pa.scalar(_INT64_MIN, pa.int64())).to_numpy()
+            at = np.searchsorted(bounds, keys, side="right")
             yield batch.append_column(_RANGE, pa.array(at.astype(np.int32)))
 
-    return rows.mapInArrow(number, T.StructType([*rows.schema.fields, T.StructField(_RANGE, T.IntegerType(), False)]))
+    numbered = T.StructType([*rows.schema.fields, T.StructField(_RANGE, T.IntegerType(), False)])
+    return rows.mapInArrow(number, numbered).repartition(bounds.shape[0] + 1, _RANGE)
 
 
 def _range_writer(
-    staging_dir: str, value_format: str, value_columns: list[str], key_column: str, on_duplicate: str
+    staging_dir: str,
+    value_format: str,
+    value_columns: list[str],
+    key_column: str,
+    on_duplicate: str,
+    *,
+    limit: int | None,
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The ``mapInArrow`` task that writes the fragment of each of its ranges and yields their summaries."""
+    """The ``mapInArrow`` task that writes the fragment of each of its ranges and yields their summaries.
+
+    Rows with a null key are counted (with the first range) and left out. A
+    task that gets more than ``limit`` rows with a key stops reading and
+    yields one ``too_large`` summary, having written nothing.
+    """
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        batches = [batch for batch in batches if batch.num_rows]
-        if not batches:
+        kept, null_keys, keyed = [], 0, 0
+        for batch in batches:
+            if batch.column(0).null_count:
+                null_keys += batch.column(0).null_count
+                batch = batch.filter(pc.is_valid(batch.column(0)))
+            if batch.num_rows:
+                kept.append(batch)
+                keyed += batch.num_rows
+            if limit is not None and keyed > limit:
+                yield _summaries([{**_EMPTY_SUMMARY, "rows": keyed + null_keys, "too_large": True}])
+                return
+        if not kept:
+            if null_keys:
+                yield _summaries([{**_EMPTY_SUMMARY, "rows": null_keys, "null_keys": null_keys}])
             return
-        table = pa.Table.from_batches(batches)
+        table = pa.Table.from_batches(kept)
         keys = table.column("key").to_numpy()
         values = [_values(table.column(f"v{i}")) for i in range(len(value_columns))]
-        numbers = table.column(_RANGE).to_numpy()
-        order, keys = _row_order(keys, values, on_duplicate)
-        values = [v[order] for v in values]
+        numbers = table.column(_RANGE).to_numpy() if _RANGE in table.column_names else np.zeros(1, np.int32)
+        order, keys, unique = _row_order(keys, values, on_duplicate)
+        if order is not None:
+            values = [v[order] for v in values]
         single = numbers.min() == numbers.max()  # the usual case: one range per task
-        numbers = numbers[:1] if single else numbers[order]
+        numbers = numbers[:1] if single else numbers if order is None else numbers[order]
         starts = [0] if single else np.flatnonzero(np.r_[True, numbers[1:] != numbers[:-1]]).tolist()
         ends = [*starts[1:], keys.shape[0]]
         summaries = [
@@ -343,15 +362,20 @@ def _range_writer(
                 int(numbers[start]),
                 keys[start:end],
                 [v[start:end] for v in values],
-                value_format,
-                value_columns,
-                key_column,
+                (value_format, value_columns, key_column),
+                unique=unique,
+                refuse_duplicates=on_duplicate == "error",
             )
             for start, end in zip(starts, ends, strict=True)
         ]
-        yield pa.RecordBatch.from_pylist(summaries, schema=_ARROW_FRAGMENT_SCHEMA)
+        summaries[0] = {**summaries[0], "rows": summaries[0]["rows"] + null_keys, "null_keys": null_keys}
+        yield _summaries(summaries)
 
     return write
+
+
+def _summaries(rows: list[dict]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(rows, schema=_ARROW_FRAGMENT_SCHEMA)
 
 
 def _write_range(
@@ -359,55 +383,81 @@ def _write_range(
     number: int,
     keys: np.ndarray,
     values: list[np.ndarray],
-    value_format: str,
-    value_columns: list[str],
-    key_column: str,
+    encoding: tuple[str, list[str], str],
+    *,
+    unique: bool,
+    refuse_duplicates: bool,
 ) -> dict:
-    """Write range ``number`` (rows sorted by key, the row to keep first) to its fragment; its summary."""
-    keep = np.ones(keys.shape[0], dtype=bool)
-    keep[1:] = keys[1:] != keys[:-1]
-    if not keep.all():
+    """Write range ``number`` (rows sorted by key, the row to keep first) to its fragment; its summary.
+
+    With ``refuse_duplicates``, a range with a repeated key is not written:
+    its summary counts them.
+    """
+    summary = {**_EMPTY_SUMMARY, "range": number, "rows": keys.shape[0]}
+    if not unique:
+        keep = np.ones(keys.shape[0], dtype=bool)
+        keep[1:] = keys[1:] != keys[:-1]
+        repeated = np.flatnonzero(keep[:-1] & ~keep[1:])  # the first row of each repeated key
+        if repeated.size:
+            summary.update(
+                dropped=keys.shape[0] - int(keep.sum()),
+                duplicate_keys=repeated.size,
+                duplicate_example=int(keys[repeated[0]]),
+            )
+            if refuse_duplicates:
+                return summary
         keys, values = keys[keep], [v[keep] for v in values]
-    summary = {"range": number, "rows": keep.shape[0], "written": 0, "dropped": 0}
     try:
-        records = encode_records(keys, values, value_format, value_columns, key_column)
-    except KVBuildError as exc:
-        return {**summary, "error": str(exc)}
-    _write_fragment(_fragment_path(staging_dir, number), records)
-    return {
-        **summary,
-        "written": keys.shape[0],
-        "dropped": keep.shape[0] - keys.shape[0],
-        "first_key": int(keys[0]),
-        "last_key": int(keys[-1]),
-    }
+        _write_fragment(_fragment_path(staging_dir, number), keys, values, *encoding)
+    except ValueOverflowError as exc:
+        return {**summary, "dropped": 0, "error": str(exc)}
+    return {**summary, "written": keys.shape[0], "first_key": int(keys[0]), "last_key": int(keys[-1])}
 
 
-def _row_order(keys: np.ndarray, values: list[np.ndarray], on_duplicate: str) -> tuple[np.ndarray, np.ndarray]:
-    """The rows' order, by key then (``first``) ascending or (``max``) descending values, NaN and null last;
-    and the keys in that order."""
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
-    if on_duplicate == "error" or not (sorted_keys[1:] == sorted_keys[:-1]).any():
-        return order, sorted_keys
+def _row_order(
+    keys: np.ndarray, values: list[np.ndarray], on_duplicate: str
+) -> tuple[np.ndarray | None, np.ndarray, bool]:
+    """``(order, keys[order], unique)``: the rows by key, then (``first``) ascending or (``max``) descending
+    values, NaN and null last. ``order`` is ``None`` when the rows are in order already (keys strictly
+    increasing); ``unique``: no key repeats."""
+    order, sorted_keys = key_order(keys)
+    if order is None:
+        return None, sorted_keys, True
+    duplicated = bool((sorted_keys[1:] == sorted_keys[:-1]).any())
+    if not duplicated or on_duplicate == "error":
+        return order, sorted_keys, not duplicated
     ties = [v if on_duplicate == "first" else -v for v in reversed(values)]  # numpy sorts NaN last, -NaN too
     order = np.lexsort([*ties, keys])
-    return order, keys[order]
+    return order, keys[order], False
 
 
-def _write_fragment(path: Path, records: np.ndarray) -> None:
-    """Write ``records`` to ``path`` atomically (a retried task rewrites the same bytes)."""
+def _write_fragment(path: Path, keys: np.ndarray, values: list[np.ndarray], *encoding: object) -> None:
+    """Write the records to ``path`` atomically (a retried task rewrites the same bytes)."""
     scratch = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(scratch, "wb") as sink:
-        sink.write(records.data)
-    os.replace(scratch, path)
+    try:
+        with open(scratch, "wb") as sink:
+            write_records(sink, keys, values, *encoding)
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
-def _check_fragments(fragments: list[dict], keyed: int, name: str) -> tuple[int, int]:
-    """Refuse failed, repeated or overlapping ranges, or rows gone missing; (written, dropped)."""
+def _check_fragments(
+    fragments: list[dict], name: str, key_column: str, on_duplicate: str, counted: int | None
+) -> tuple[int, int, int, int]:
+    """Refuse failed, repeated or overlapping ranges, duplicates (``on_duplicate="error"``) or rows gone
+    missing; ``(rows in, written, dropped, null keys)``."""
     for fragment in fragments:
         if fragment["error"]:
             raise KVBuildError(f"{name}: {fragment['error']}")
+    total = {field: sum(f[field] for f in fragments) for field in ("rows", "written", "dropped", "null_keys")}
+    repeated = sum(f["duplicate_keys"] for f in fragments)
+    if on_duplicate == "error" and repeated:
+        example = min(f["duplicate_example"] for f in fragments if f["duplicate_keys"])
+        raise KVBuildError(
+            f"{name}: {repeated:,} {key_column} values appear more than once ({repeated + total['dropped']:,} "
+            f"rows), e.g. {key_column} {example}; choose --on-duplicate first or max to keep one row per key"
+        )
     numbers = [f["range"] for f in fragments]
     if len(set(numbers)) != len(numbers):
         raise KVBuildError(f"{name}: a key range was written by two tasks (ranges {numbers})")
@@ -418,10 +468,16 @@ def _check_fragments(fragments: list[dict], keyed: int, name: str) -> tuple[int,
                 f"{name}: key range starting at {after['first_key']} overlaps the previous one "
                 f"(ending {before['last_key']})"
             )
-    rows = sum(f["rows"] for f in fragments)
-    if rows != keyed:
-        raise KVBuildError(f"{name}: {keyed:,} rows with a key counted but the tasks got {rows:,}")
-    return sum(f["written"] for f in fragments), sum(f["dropped"] for f in fragments)
+    if total["rows"] != total["written"] + total["dropped"] + total["null_keys"]:
+        raise KVBuildError(
+            f"{name}: the tasks got {total['rows']:,} rows but wrote {total['written']:,}, dropped "
+            f"{total['dropped']:,} duplicates and {total['null_keys']:,} null keys"
+        )
+    if counted is not None and counted != total["rows"]:
+        raise KVBuildError(
+            f"{name}: {counted:,} rows counted but the tasks got {total['rows']:,}: the table changed during the build"
+        )
+    return total["rows"], total["written"], total["dropped"], total["null_keys"]
 
 
 def _fragment_files(staging_dir: Path, fragments: list[dict], record_size: int) -> list[Path]:
@@ -460,41 +516,3 @@ def _values(column: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_integer(column.type):
         column = column.cast(pa.float64())
     return column.to_numpy(zero_copy_only=False)
-
-
-def encode_records(
-    keys: np.ndarray,
-    values: Sequence[np.ndarray],
-    value_format: str,
-    value_columns: Sequence[str] | None = None,
-    key_column: str = "hash",
-) -> np.ndarray:
-    """KV records of sorted, unique ``keys`` and their ``values`` (one float array per value, NaN for null).
-
-    ``records.tobytes()`` is what ``struct.pack`` writes record by record. A
-    finite value too large for its code raises :class:`KVBuildError` naming
-    the column (``value_columns``, default ``v0``, ``v1`` ...) and the key.
-    """
-    dtype = record_dtype(value_format)
-    value_columns = list(value_columns or dtype.names[1:])
-    records = np.zeros(keys.shape[0], dtype=dtype)
-    records["key"] = keys
-    for name, source, column in zip(dtype.names[1:], values, value_columns, strict=True):
-        target = dtype[name]
-        with np.errstate(over="ignore", invalid="ignore"):
-            encoded = source.astype(target)
-        overflow = np.flatnonzero(np.isinf(encoded) & np.isfinite(source))
-        if overflow.size:
-            i = int(overflow[0])
-            raise KVBuildError(
-                f"column {column!r}: value {float(source[i])!r} at {key_column} {int(keys[i])} does not fit "
-                f"the {np.finfo(target).bits}-bit float of the KV (largest {float(np.finfo(target).max)}); "
-                f"{overflow.size:,} such value(s) in this key range"
-            )
-        if target == np.float16:
-            # struct.pack("e") writes every NaN as the quiet NaN of its sign.
-            bits = encoded.view(np.uint16)
-            nan = np.isnan(encoded)
-            bits[nan] = 0x7E00 | (bits[nan] & 0x8000)
-        records[name] = encoded
-    return records

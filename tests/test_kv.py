@@ -125,7 +125,7 @@ def test_multi_range_build_gives_the_same_bytes_as_one_range(
 
 
 def test_a_task_given_several_key_ranges_writes_one_sorted_fragment_per_range(tmp_path: Path) -> None:
-    write = _range_writer(str(tmp_path), "e", ["aesthetic"], "hash", "first")
+    write = _range_writer(str(tmp_path), "e", ["aesthetic"], "hash", "first", limit=None)
     rows = pa.record_batch(
         {
             "key": pa.array([30, 10, 31, 10, 12], pa.int64()),
@@ -142,15 +142,34 @@ def test_a_task_given_several_key_ranges_writes_one_sorted_fragment_per_range(tm
     assert KV(tmp_path / "range-000002.kv").keys.tolist() == [30, 31]
 
 
+def test_a_task_over_the_range_limit_stops_reading_and_writes_nothing(tmp_path: Path) -> None:
+    write = _range_writer(str(tmp_path), "e", ["aesthetic"], "hash", "first", limit=3)
+    batch = pa.record_batch({"key": pa.array([3, None, 1], pa.int64()), "v0": pa.array([1.0, 2.0, 3.0], pa.float32())})
+
+    def batches():
+        yield batch
+        yield batch  # the 4th row with a key: over the limit
+        raise AssertionError("read past the limit")
+
+    summaries = [row for out in write(batches()) for row in out.to_pylist()]
+    assert [(s["too_large"], s["rows"], s["written"]) for s in summaries] == [(True, 6, 0)]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_staging_given_as_a_uri_is_refused(sail: LakeSession, tmp_path: Path) -> None:
     rows = sail.spark.createDataFrame([(1, 1.0)], "hash long, aesthetic float")
     with pytest.raises(KVBuildError, match=r"staging s3://bucket/kv is a URI: .* give a \(shared\) filesystem path"):
         build_kv(sail, rows, tmp_path / "x.kv", ["aesthetic"], staging="s3://bucket/kv")
 
 
-def test_rows_in_equal_rows_written_plus_duplicates_dropped_plus_null_keys(sail: LakeSession, tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_rows_per_range", [5_000_000, 300], ids=["one-range", "several-ranges"])
+def test_rows_in_equal_rows_written_plus_duplicates_dropped_plus_null_keys(
+    sail: LakeSession, tmp_path: Path, max_rows_per_range: int
+) -> None:
     rows = _scores(2000, seed=3)
-    result = build_kv(sail, _delta(sail, rows, tmp_path / "t"), tmp_path / "a.kv", ["aesthetic"])
+    table = _delta(sail, rows, tmp_path / "t")
+    result = build_kv(sail, table, tmp_path / "a.kv", ["aesthetic"], max_rows_per_range=max_rows_per_range)
+    assert (result.ranges > 1) == (max_rows_per_range == 300)
     keys = rows.column("hash").to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     assert result.rows_in == 2000
     assert result.null_keys_rejected == int(keys.isna().sum())
@@ -176,10 +195,16 @@ def test_on_duplicate_keeps_the_smallest_or_largest_value_nan_and_null_last(
     assert KV(out)[7] == (expected,)
 
 
-def test_on_duplicate_error_names_a_duplicated_hash_and_the_counts(sail: LakeSession, tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_rows_per_range", [5_000_000, 2], ids=["one-range", "several-ranges"])
+def test_on_duplicate_error_names_a_duplicated_hash_and_the_counts(
+    sail: LakeSession, tmp_path: Path, max_rows_per_range: int
+) -> None:
     rows = pa.table({"hash": pa.array([5, 3, 5, 9, 3, 5], pa.int64()), "aesthetic": pa.array([1.0] * 6, pa.float32())})
+    table = _delta(sail, rows, tmp_path / "t")
     with pytest.raises(KVBuildError, match=r"2 hash values appear more than once \(5 rows\), e\.g\. hash 3"):
-        build_kv(sail, _delta(sail, rows, tmp_path / "t"), tmp_path / "e.kv", ["aesthetic"], on_duplicate="error")
+        build_kv(
+            sail, table, tmp_path / "e.kv", ["aesthetic"], on_duplicate="error", max_rows_per_range=max_rows_per_range
+        )
     assert not (tmp_path / "e.kv").exists()
 
 
