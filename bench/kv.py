@@ -110,12 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True)
     rows = make_rows(args.rows, args.seed)
     sorted_rows = rows.sort_by("hash")
-    sorted_parquet = args.out / "sorted.parquet"
+    sorted_parquet, shuffled_parquet = args.out / "sorted.parquet", args.out / "shuffled.parquet"
     pq.write_table(sorted_rows, sorted_parquet)
+    pq.write_table(rows, shuffled_parquet)
     start_s, lake = _timed(lambda: open_session("sail"))
     sorted_table, shuffled_table = args.out / "aesthetic_sorted", args.out / "aesthetic_shuffled"
-    write_table(lake, lake.spark.createDataFrame(sorted_rows), sorted_table, mode="overwrite")
-    write_table(lake, lake.spark.createDataFrame(rows), shuffled_table, mode="overwrite")
+    for source, table in ((sorted_parquet, sorted_table), (shuffled_parquet, shuffled_table)):
+        write_table(lake, lake.spark.read.parquet(str(source)), table, mode="overwrite")
 
     peer_file, step_file = args.out / "peer.kv", args.out / "ours_step.kv"
     ours = {name: args.out / f"ours_{name}.kv" for name in ("first", "sorted", "shuffled")}

@@ -22,9 +22,10 @@ the ranges are computed here.)
    one task (and none in another), so a task holds the rows of the ranges it
    was given, about ``max_rows_per_range`` each;
 3. in each task (``mapInArrow``): count and leave out the rows with a null
-   key, order the others (compiled radix sort of the keys,
-   :mod:`laion_spark.radix`, skipped when they arrive in order; duplicates
-   then by the values in the duplicate rule's order), keep the first row of
+   key, order the others (:mod:`laion_spark.radix`: nothing to do when the
+   keys arrive in order, runs reordered when the batches hold disjoint ordered
+   runs, else a compiled radix sort; duplicates then by the values in the
+   duplicate rule's order), keep the first row of
    each key, encode the records and write each range to
    ``<staging>/range-NNNNNN.kv``; yield one summary row per range (rows, null
    keys, written, duplicates dropped, first and last key);
@@ -83,6 +84,7 @@ DEFAULT_MAX_ROWS_PER_RANGE = 5_000_000
 #: Sampled keys per range when choosing the range boundaries.
 SAMPLE_KEYS_PER_RANGE = 256
 _SAMPLE_SEED = 20_240_917
+_SAMPLE_BUCKETS = 1 << 30
 _RANGE = "kv_range"
 _INT64_MIN = -(2**63)
 _COPY_BUFFER = 16 << 20
@@ -288,14 +290,20 @@ def _range_bounds(rows: DataFrame, keyed: int, max_rows_per_range: int) -> np.nd
     """Ascending keys splitting ``rows`` into ranges of about ``max_rows_per_range`` rows (none: one range).
 
     Range ``i`` holds the keys ``bounds[i - 1] <= key < bounds[i]``; the
-    bounds are quantiles of a seeded key sample.
+    bounds are quantiles of a sample of about :data:`SAMPLE_KEYS_PER_RANGE`
+    keys per range, chosen by a seeded hash of the key: the same on every
+    engine and run (Sail's ``DataFrame.sample`` returns no row below a fraction
+    of 1e-4).
     """
     wanted = math.ceil(keyed / max_rows_per_range)
     if wanted <= 1:
         return np.empty(0, dtype=np.int64)
-    fraction = min(1.0, SAMPLE_KEYS_PER_RANGE * wanted / keyed)
-    sample = np.sort(rows.sample(fraction=fraction, seed=_SAMPLE_SEED).select("key").toArrow()["key"].to_numpy())
-    return np.unique(sample[(np.arange(1, wanted) * sample.shape[0]) // wanted]) if sample.shape[0] else sample
+    kept = math.ceil(min(1.0, SAMPLE_KEYS_PER_RANGE * wanted / keyed) * _SAMPLE_BUCKETS)
+    sampled = rows.where(F.pmod(F.xxhash64("key", F.lit(_SAMPLE_SEED)), F.lit(_SAMPLE_BUCKETS)) < kept)
+    sample = np.sort(sampled.select("key").toArrow()["key"].to_numpy())
+    if not sample.shape[0]:  # a handful of distinct keys, none sampled: one range (a key is never split)
+        return sample
+    return np.unique(sample[(np.arange(1, wanted) * sample.shape[0]) // wanted])
 
 
 def _partition_ranges(rows: DataFrame, bounds: np.ndarray) -> DataFrame:
@@ -349,7 +357,8 @@ def _range_writer(
         keys = table.column("key").to_numpy()
         values = [_values(table.column(f"v{i}")) for i in range(len(value_columns))]
         numbers = table.column(_RANGE).to_numpy() if _RANGE in table.column_names else np.zeros(1, np.int32)
-        order, keys, unique = _row_order(keys, values, on_duplicate)
+        batch_starts = np.cumsum([0, *(batch.num_rows for batch in kept[:-1])])
+        order, keys, unique = _row_order(keys, values, on_duplicate, batch_starts)
         if order is not None:
             values = [v[order] for v in values]
         single = numbers.min() == numbers.max()  # the usual case: one range per task
@@ -415,12 +424,12 @@ def _write_range(
 
 
 def _row_order(
-    keys: np.ndarray, values: list[np.ndarray], on_duplicate: str
+    keys: np.ndarray, values: list[np.ndarray], on_duplicate: str, batch_starts: np.ndarray
 ) -> tuple[np.ndarray | None, np.ndarray, bool]:
     """``(order, keys[order], unique)``: the rows by key, then (``first``) ascending or (``max``) descending
     values, NaN and null last. ``order`` is ``None`` when the rows are in order already (keys strictly
     increasing); ``unique``: no key repeats."""
-    order, sorted_keys = key_order(keys)
+    order, sorted_keys = key_order(keys, batch_starts)
     if order is None:
         return None, sorted_keys, True
     duplicated = bool((sorted_keys[1:] == sorted_keys[:-1]).any())

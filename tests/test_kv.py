@@ -12,13 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
 from deltalake import DeltaTable
+from pyspark.sql import functions as F
 from static_ondisk_kv import OnDiskKV, parquet_to_file
 from typer.testing import CliRunner
 
 from laion_spark.cli import app
 from laion_spark.kv import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
-from laion_spark.kv_build import KVBuildError, _range_writer, build_kv
-from laion_spark.lake import write_table
+from laion_spark.kv_build import KVBuildError, _range_bounds, _range_writer, build_kv
+from laion_spark.lake import read_table, write_table
 from laion_spark.session import LakeSession
 
 # LAION's usage-guide example (DESIGN.md section 2).
@@ -140,6 +141,16 @@ def test_a_task_given_several_key_ranges_writes_one_sorted_fragment_per_range(tm
     first = KV(tmp_path / "range-000000.kv")
     assert first[10] == (1.0,) and np.isnan(first[12][0])
     assert KV(tmp_path / "range-000002.kv").keys.tolist() == [30, 31]
+
+
+def test_range_bounds_of_a_large_table_sit_near_its_quantiles_and_repeat(sail: LakeSession, tmp_path: Path) -> None:
+    # 12M keys in ranges of at most 5M: ~768 keys sampled, a fraction of 6.4e-5, for which Sail's
+    # DataFrame.sample returns no row.
+    write_table(sail, sail.spark.range(12_000_000).select(F.col("id").alias("key")), tmp_path / "t", mode="overwrite")
+    keys = read_table(sail, tmp_path / "t")
+    bounds = _range_bounds(keys, 12_000_000, 5_000_000)
+    assert np.allclose(bounds, [4_000_000, 8_000_000], rtol=0.1), bounds
+    assert np.array_equal(bounds, _range_bounds(keys, 12_000_000, 5_000_000))
 
 
 def test_a_task_over_the_range_limit_stops_reading_and_writes_nothing(tmp_path: Path) -> None:
