@@ -133,34 +133,39 @@ def _half_bits(typingctx, value):
 def _pack_halves(source: np.ndarray, words: np.ndarray, column: int) -> int:
     """Write float32 ``source`` as float16 into ``words[:, column]`` as ``struct.pack("e")`` writes it.
 
-    NaN becomes the quiet NaN of its sign; returns the index of the first
-    finite value too large for float16 (stopping there), or -1. Only where
-    :data:`HARDWARE_HALF`.
+    Returns the index of the first finite value too large for float16
+    (stopping there), or -1. Only where :data:`HARDWARE_HALF`.
     """
     for i in range(source.shape[0]):
-        bits = _half_bits(source[i])
-        if (bits & 0x7C00) == 0x7C00:
-            if bits & 0x03FF:
-                bits = 0x7E00 | (bits & 0x8000)
-            elif np.isfinite(source[i]):
-                return i
+        bits = _struct_half(_half_bits(source[i]), source[i])
+        if bits < 0:
+            return i
         words[i, column] = bits
     return -1
 
 
 @numba.njit(cache=True, nogil=True)
 def _settle_halves(source: np.ndarray, bits: np.ndarray) -> int:
-    """Make float16 ``bits`` (converted from ``source``) what ``struct.pack("e")`` writes.
+    """Make float16 ``bits`` (converted from ``source`` by numpy) what ``struct.pack("e")`` writes.
 
-    Every NaN becomes the quiet NaN of its sign (``0x7E00``), as ``struct``
-    writes it. Returns the index of the first finite source value that became
-    infinite (it does not fit), or -1.
+    Returns the index of the first finite source value too large for float16
+    (stopping there), or -1.
     """
     for i in range(bits.shape[0]):
-        b = bits[i]
-        if (b & 0x7C00) == 0x7C00:
-            if b & 0x03FF:
-                bits[i] = 0x7E00 | (b & 0x8000)
-            elif np.isfinite(source[i]):
-                return i
+        settled = _struct_half(bits[i], source[i])
+        if settled < 0:
+            return i
+        bits[i] = settled
     return -1
+
+
+@numba.njit(inline="always")
+def _struct_half(bits: np.uint16, value: float) -> int:
+    """float16 ``bits`` converted from ``value`` as ``struct`` writes them: every NaN the quiet NaN of its
+    sign (``0x7E00``); -1 when a finite ``value`` became infinite (it does not fit)."""
+    if (bits & 0x7C00) == 0x7C00:
+        if bits & 0x03FF:
+            return 0x7E00 | (bits & 0x8000)
+        if np.isfinite(value):
+            return -1
+    return bits
