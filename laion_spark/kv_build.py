@@ -25,10 +25,10 @@ the ranges are computed here.)
    key, order the others (:mod:`laion_spark.radix`: nothing to do when the
    keys arrive in order, runs reordered when the batches hold disjoint ordered
    runs, else a compiled radix sort; duplicates then by the values in the
-   duplicate rule's order), keep the first row of
-   each key, encode the records and write each range to
-   ``<staging>/range-NNNNNN.kv``; yield one summary row per range (rows, null
-   keys, written, duplicates dropped, first and last key);
+   duplicate rule's order), keep the first row of each key, encode the records
+   and write each range to ``<staging>/range-NNNNNN.kv``; yield one summary
+   row per range (rows, null keys, written, duplicates dropped, first and last
+   key);
 4. on the driver: check the ranges are disjoint and ascending, that rows in =
    written + duplicates dropped + null keys rejected (and, after step 2, = the
    count), concatenate the fragments in range order into ``OUT.partial``,
