@@ -32,11 +32,12 @@ bench: venv
 	$(PY) -m bench.score
 	$(PY) -m bench.kv
 
-# A wheel for cluster images and a zip of the package for spark-submit --py-files.
+# A wheel for cluster images and a zip of the package for spark-submit --py-files, both carrying conf/
+# as laion_spark/conf (the zip holds the wheel's laion_spark/ files).
 dist: venv
-	rm -rf dist && mkdir -p dist
+	rm -rf dist build && mkdir -p dist
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
-	$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/laion_spark.zip', 'w', zipfile.ZIP_DEFLATED); [z.write(p) for p in sorted(pathlib.Path('laion_spark').rglob('*.py'))]; z.close()"
+	$(PY) -c "import glob, zipfile; w = zipfile.ZipFile(glob.glob('dist/*.whl')[0]); z = zipfile.ZipFile('dist/laion_spark.zip', 'w', zipfile.ZIP_DEFLATED); [z.writestr(i, w.read(i)) for i in w.infolist() if i.filename.startswith('laion_spark/')]; z.close()"
 
 clean:
 	rm -rf $(DEMO_OUT) dist .pytest_cache

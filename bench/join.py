@@ -34,10 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from laion_spark.collections import raw_schema
-from laion_spark.hashing import laion_hash
-from laion_spark.join import join_tags
-from laion_spark.session import open_session
+from laion_spark.engine.factory import open_session
+from laion_spark.ingest import join_tags
+from laion_spark.lake.collections import raw_schema
+from laion_spark.lake.hashing import laion_hash
 
 COLLECTION = "laion2B-en"
 WORDS = np.array(

@@ -38,11 +38,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from static_ondisk_kv import OnDiskKV, parquet_to_file
 
-from laion_spark.kv import KV
-from laion_spark.kv_build import build_kv
-from laion_spark.kv_records import write_records
-from laion_spark.lake import write_table
-from laion_spark.session import open_session
+from laion_spark.engine.factory import open_session
+from laion_spark.kv.build import build_kv
+from laion_spark.kv.reader import KV
+from laion_spark.kv.records import write_records
+from laion_spark.lake.tables import write_table
 
 
 def _timed(step: Callable[[], object]) -> tuple[float, object]:

@@ -14,7 +14,7 @@ tree, the same work: read every shard, score it with a Linear(768, 1) head
   chunk size (what bounds the plain loop above is scoring a whole shard at once);
 * ``embedding-reader``: ``EmbeddingReader(parquet_npy)`` batches with url/caption
   metadata, the same scoring and hashing, one parquet file per batch;
-* ``score-embeddings (sail)``: :func:`laion_spark.score.score_embeddings` on the
+* ``score-embeddings (sail)``: :func:`laion_spark.aesthetic.score_embeddings` on the
   embedded Sail engine, writing the Delta tables (session start excluded, shown
   apart).
 
@@ -34,10 +34,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from laion_spark.hashing import laion_hash
-from laion_spark.heads import Head, load_head, save_linear_head
-from laion_spark.score import CHUNK_ROWS, score_embeddings
-from laion_spark.session import open_session
+from laion_spark.aesthetic.heads import Head, load_head, save_linear_head
+from laion_spark.aesthetic.scoring import CHUNK_ROWS, score_embeddings
+from laion_spark.engine.factory import open_session
+from laion_spark.lake.hashing import laion_hash
 
 DIM = 768
 COLLECTION = "laion2B-en"

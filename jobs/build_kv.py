@@ -12,7 +12,7 @@ Without ``--engine`` the job runs on the session spark-submit (or Databricks)
 gives it: ``--engine active``.
 """
 
-from laion_spark.entrypoint import run_job
+from laion_spark.cli.entrypoint import run_job
 
 if __name__ == "__main__":
     run_job("build-kv")

@@ -7,7 +7,7 @@ Takes the options of ``laion-spark score-embeddings`` and runs on the session
 spark-submit (or a Databricks job) provides: engine ``active``.
 """
 
-from laion_spark.entrypoint import run_job
+from laion_spark.cli.entrypoint import run_job
 
 if __name__ == "__main__":
     run_job("score-embeddings")

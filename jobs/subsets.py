@@ -8,7 +8,7 @@ pipeline config. Without ``--engine`` the job runs on the session spark-submit (
 Databricks) gives it: ``--engine active``.
 """
 
-from laion_spark.entrypoint import run_job
+from laion_spark.cli.entrypoint import run_job
 
 if __name__ == "__main__":
     run_job("subsets")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from laion_spark.session import LakeSession, open_session
+from laion_spark.cli.options import EngineChoice
+from laion_spark.engine.factory import LakeSession, open_session
 
 os.environ.setdefault("LAION_SPARK_OFFLINE", "1")
 
@@ -39,6 +41,12 @@ def run_cli(*args: str, check: bool = True, timeout: int = 600) -> subprocess.Co
     if check and proc.returncode != 0:
         raise AssertionError(f"laion-spark {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture
+def cli_on_sail(sail: LakeSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands invoked in this process (``CliRunner``) run on the shared Sail session instead of starting one."""
+    monkeypatch.setattr(EngineChoice, "open", lambda self: contextlib.nullcontext(sail))
 
 
 @pytest.fixture(scope="session")

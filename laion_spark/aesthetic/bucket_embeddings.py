@@ -26,10 +26,11 @@ import pyarrow as pa
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, LongType, StringType, StructField, StructType
 
+from ..engine.factory import LakeSession
+from ..errors import InputError, InvariantError
+from ..lake.runs import RunSummary, record_run
+from ..lake.tables import lake_table, read_table, table_exists, write_table
 from .heads import Head
-from .lake import lake_table, read_table, table_exists, write_table
-from .runs import RunSummary, record_run
-from .session import LakeSession
 from .shards import Shard, ShardLayoutError, discover_shards
 
 RATINGS = 10
@@ -126,22 +127,24 @@ def compute_aesthetic_embeddings(
         np.add.at(sums, bucket[rated], flat.reshape(-1, head.dim))
     counts = np.bincount(bucket[rated], weights=count[rated], minlength=RATINGS).astype(np.int64)
     rejected = int(count[~rated].sum())
-    if int(counts.sum()) + rejected != rows_in:
-        raise RuntimeError(
-            f"aesthetic embeddings: {rows_in} rows in the shards but {counts.sum()} bucketed + {rejected} rejected"
-        )
-    rows = []
-    for b in range(RATINGS):
-        mean = sums[b] / counts[b] if counts[b] else None
-        unit = (mean / np.linalg.norm(mean)).astype(np.float32).tolist() if mean is not None else None
-        rows.append((head.model, head.name, b, int(counts[b]), unit))
-    summary = RunSummary(job="aesthetic-embeddings", collection="*")
+    summary = RunSummary(job="aesthetic-embeddings", collection="*", target="aesthetic_embeddings")
     summary.metrics = {
         "shards": len(shards),
         "rows": rows_in,
         "rows_bucketed": int(counts.sum()),
         "rows_rejected": rejected,
     }
+    if int(counts.sum()) + rejected != rows_in:
+        raise InvariantError(
+            f"aesthetic embeddings: {rows_in} rows in the shards but {counts.sum()} bucketed + {rejected} rejected "
+            "(a shard changed while it was read?)",
+            summary,
+        )
+    rows = []
+    for b in range(RATINGS):
+        mean = sums[b] / counts[b] if counts[b] else None
+        unit = (mean / np.linalg.norm(mean)).astype(np.float32).tolist() if mean is not None else None
+        rows.append((head.model, head.name, b, int(counts[b]), unit))
     return rows, summary
 
 
@@ -172,17 +175,21 @@ def export_aesthetic_embeddings(
 ) -> dict[int, Path]:
     """Write ``rating{N}.npy`` (float32, shape ``(1, d)``, like LAION's files) for each non-empty bucket.
 
-    ``head`` picks the head's rows when the table holds several. Returns ``{bucket: path}``.
+    ``head`` picks the head's rows when the table holds several. Returns ``{bucket: path}`` and records
+    the run (job ``export-aesthetic-embeddings``). Raises :class:`~laion_spark.errors.InputError` for a
+    head that is missing or not chosen, or an ``out`` that is a file.
     """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
     table = read_table(lake, lake_table(lake_dir, "aesthetic_embeddings")).toPandas()
     heads = sorted(table["head"].unique())
     if head is None:
         if len(heads) != 1:
-            raise ValueError(f"aesthetic_embeddings holds heads {heads}; choose one with --head")
+            raise InputError(f"aesthetic_embeddings holds heads {heads}; choose one with --head")
         head = heads[0]
     if head not in heads:
-        raise ValueError(f"aesthetic_embeddings has no rows for head {head!r}; it holds {heads}")
-    out = Path(out)
+        raise InputError(f"--head {head}: aesthetic_embeddings has no rows of this head; it holds {heads}")
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for row in table[table["head"] == head].sort_values("bucket").itertuples():
@@ -191,6 +198,9 @@ def export_aesthetic_embeddings(
         path = out / f"rating{row.bucket}.npy"
         np.save(path, np.asarray(row.embedding, dtype=np.float32).reshape(1, -1))
         written[int(row.bucket)] = path
+    summary = RunSummary(job="export-aesthetic-embeddings", collection="*", target=str(out))
+    summary.metrics = {"files": len(written), "buckets_empty": RATINGS - len(written)}
+    record_run(lake, lake_dir, summary)
     return written
 
 

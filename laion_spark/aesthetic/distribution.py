@@ -18,9 +18,12 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
-from .lake import lake_table, read_table, write_table
-from .session import LakeSession
+from ..engine.factory import LakeSession
+from ..lake.runs import RunSummary, record_run
+from ..lake.tables import lake_table, read_table, write_table
 
+#: The lake table this module writes.
+TABLE = "score_distribution"
 #: LAION's unit buckets, in order.
 UNIT_BUCKETS = tuple(f"{k}-{k + 1}" for k in range(10))
 #: Every bucket of the table, in ``bucket_order``.
@@ -65,16 +68,26 @@ def score_distribution(tags: DataFrame) -> pd.DataFrame:
 
 
 def build_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataFrame:
-    """Compute the distribution of ``<lake_dir>/aesthetic_tags`` and rewrite ``<lake_dir>/score_distribution``."""
+    """Compute the distribution of ``<lake_dir>/aesthetic_tags``, rewrite ``<lake_dir>/score_distribution``
+    and record the run (job ``stats``: rows and rows per bucket kind). Returns the table as pandas; raises
+    :class:`~laion_spark.lake.TableError` when ``aesthetic_tags`` is missing or unreadable."""
     table = score_distribution(read_table(lake, lake_table(lake_dir, "aesthetic_tags")))
     frame = lake.spark.createDataFrame(table, schema=DISTRIBUTION_SCHEMA)
-    write_table(lake, frame.coalesce(1), lake_table(lake_dir, "score_distribution"), mode="overwrite")
+    write_table(lake, frame.coalesce(1), lake_table(lake_dir, TABLE), mode="overwrite")
+    summary = RunSummary(job="stats", collection="*", target=TABLE)
+    summary.metrics = {
+        "rows": int(table["count"].sum()),
+        "rows_missing_score": int(table.loc[table["bucket"] == "missing", "count"].sum()),
+        "collections": int(table["collection"].nunique()),
+        "heads": int(table["head"].nunique()),
+    }
+    record_run(lake, lake_dir, summary)
     return table
 
 
 def read_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataFrame:
     """The ``score_distribution`` table as pandas, sorted by collection, head and bucket."""
-    table = read_table(lake, lake_table(lake_dir, "score_distribution")).toPandas()
+    table = read_table(lake, lake_table(lake_dir, TABLE)).toPandas()
     return table.sort_values(["collection", "head", "bucket_order"], ignore_index=True)
 
 

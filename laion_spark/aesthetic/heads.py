@@ -16,48 +16,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import InputError
+from .params import HEADS
+
 if TYPE_CHECKING:
     import torch
 
 
-@dataclass(frozen=True)
-class HeadSpec:
-    """A published LAION head."""
-
-    name: str
-    model: str
-    dim: int
-    filename: str
-    url: str
-
-
-_V1 = "https://github.com/LAION-AI/aesthetic-predictor/raw/main/"
-_V2 = "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
-HEADS: dict[str, HeadSpec] = {
-    spec.name: spec
-    for spec in (
-        HeadSpec("laion-v1-l14", "ViT-L-14", 768, "sa_0_4_vit_l_14_linear.pth", _V1 + "sa_0_4_vit_l_14_linear.pth"),
-        HeadSpec("laion-v1-b32", "ViT-B-32", 512, "sa_0_4_vit_b_32_linear.pth", _V1 + "sa_0_4_vit_b_32_linear.pth"),
-        HeadSpec("laion-v1-b16", "ViT-B-16", 512, "sa_0_4_vit_b_16_linear.pth", _V1 + "sa_0_4_vit_b_16_linear.pth"),
-        HeadSpec(
-            "laion-v2-l14",
-            "ViT-L-14",
-            768,
-            "sac+logos+ava1-l14-linearMSE.pth",
-            _V2 + "sac%2Blogos%2Bava1-l14-linearMSE.pth",
-        ),
-    )
-}
 _BY_FILENAME = {spec.filename: spec for spec in HEADS.values()}
 _MODEL_BY_DIM = {768: "ViT-L-14", 512: "ViT-B-32", 1024: "ViT-H-14"}
 _V2_LAYERS = (0, 2, 4, 6, 7)
 
 
-class HeadNotFoundError(FileNotFoundError):
+class HeadNotFoundError(InputError, FileNotFoundError):
     """A named head is neither cached nor downloadable."""
 
 
-class HeadFormatError(ValueError):
+class HeadFormatError(InputError):
     """A head file is not a LAION v1 (linear) or v2 (MLP) state dict."""
 
 

@@ -60,11 +60,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from .hashing import laion_hash
+from ..engine.factory import LakeSession
+from ..errors import InputError, InvariantError
+from ..lake.hashing import laion_hash
+from ..lake.runs import RunSummary, record_run
+from ..lake.tables import lake_table, read_table, table_exists, write_table
 from .heads import Head, load_head
-from .lake import lake_table, read_table, table_exists, write_table
-from .runs import RunSummary, record_run
-from .session import LakeSession
+from .params import SHARDS_PER_COMMIT
 from .shards import Shard, ShardLayoutError, discover_shards
 
 JOB = "score-embeddings"
@@ -74,8 +76,6 @@ PARTITION_BY = ("head", "collection")
 TAGS_COLUMNS = ("hash", "aesthetic", "collection", "shard", "head")
 #: Rows scored at once inside a task (bounds a task's memory: ~100 MB of float32 at d=768).
 CHUNK_ROWS = 32_768
-#: Default number of shards per commit.
-SHARDS_PER_COMMIT = 8
 REASON_NON_FINITE = "non_finite"
 REASON_ALL_ZERO = "all_zero"
 
@@ -264,22 +264,30 @@ def score_embeddings(
     collection: str | None = None,
     overwrite: bool = False,
     shards_per_commit: int = SHARDS_PER_COMMIT,
+    skip_refused: bool = False,
 ) -> ScoreSummary:
     """Score every shard under ``embeddings`` with ``head`` into ``<lake_dir>/aesthetic_tags``.
 
     ``collection`` defaults to the embeddings folder's name. Returns the run
-    summary (also appended to ``<lake_dir>/runs``); refused shards are listed in
-    ``summary.refused`` and are not an exception: the good shards are scored.
-    Raises :class:`~laion_spark.shards.ShardLayoutError` for a folder that is
-    not a parquet_npy layout and the head errors of :func:`load_head`.
+    summary (also appended to ``<lake_dir>/runs``).
+
+    Shards refused while planning (from their file headers, or because the lake
+    holds a different number of their rows) raise
+    :class:`~laion_spark.aesthetic.shards.ShardLayoutError` naming the first,
+    before anything is written; with ``skip_refused`` they are quarantined
+    instead: listed in ``summary.refused``, counted in ``rows_refused``, and the
+    good shards are scored. Also raises ``ShardLayoutError`` for a folder that
+    is not a parquet_npy layout, the head errors of :func:`load_head`, and
+    :class:`~laion_spark.errors.InvariantError` (after recording the run) when
+    a shard's rows changed while it was scored.
     """
     if shards_per_commit < 1:
-        raise ValueError(f"shards_per_commit must be at least 1, got {shards_per_commit}")
+        raise InputError(f"--shards-per-commit must be at least 1, got {shards_per_commit}")
     head = head if isinstance(head, Head) else load_head(head)
     collection = collection or Path(embeddings).resolve().name
     tags_path, rejected_path = lake_table(lake_dir, TAGS_TABLE), lake_table(lake_dir, REJECTED_TABLE)
     partition = {"head": head.name, "collection": collection}
-    summary = ScoreSummary(job=JOB, collection=collection, head=head.name)
+    summary = ScoreSummary(job=JOB, collection=collection, head=head.name, target=TAGS_TABLE)
     plan = [inspect_shard(shard, head.dim) for shard in discover_shards(embeddings)]
     summary.refused = [p for p in plan if isinstance(p, RefusedShard)]
     good = [p for p in plan if isinstance(p, ShardTask)]
@@ -297,6 +305,20 @@ def score_embeddings(
             to_complete.append(task)  # scores committed, rejected rows not yet (crash between the two commits)
         else:
             summary.refused.append(_changed_since_scored(task, scored, rejected))
+    # Shards scored by an earlier run whose rejected rows are missing: their rejected rows are computed
+    # before anything is written, so that one which no longer completes its scores is refused up front.
+    completing = rejected_frame(lake, to_complete, head, collection).toArrow() if to_complete else _no_rejected()
+    completed = Counter(completing.column("shard").to_pylist())
+    for task in to_complete:
+        if scored_before[task.index] + completed.get(task.index, 0) != task.rows:
+            summary.refused.append(_changed_since_scored(task, scored_before[task.index], completed.get(task.index, 0)))
+    to_complete = [t for t in to_complete if scored_before[t.index] + completed.get(t.index, 0) == t.rows]
+    if summary.refused and not skip_refused:
+        first = summary.refused[0]
+        raise ShardLayoutError(
+            f"{embeddings}: {len(summary.refused)} of {len(plan)} shard(s) refused, first shard {first.index} "
+            f"({first.npy}): {first.reason}; nothing was scored (--skip-refused scores the others)"
+        )
 
     replace = partition if overwrite else None
     for group in _batched(to_score, shards_per_commit):
@@ -310,16 +332,18 @@ def score_embeddings(
         replace = None
 
     scored_after = shard_counts(lake, tags_path, head.name, collection)
-    short = [t for t in to_score + to_complete if scored_after.get(t.index, 0) < t.rows]
+    short = [t for t in to_score if scored_after.get(t.index, 0) < t.rows]
     rejected_rows = rejected_frame(lake, short, head, collection).toArrow() if short else _no_rejected()
+    rejected_rows = pa.concat_tables([completing.cast(REJECTED_ARROW), rejected_rows.cast(REJECTED_ARROW)])
     rejected_after = Counter(rejected_rows.column("shard").to_pylist())
-    handled = []
+    handled, changed = [], []
     for task in to_score + to_complete:
         scored, rejected = scored_after.get(task.index, 0), rejected_after.get(task.index, 0)
         if scored + rejected == task.rows:
             handled.append(task)
         else:
-            summary.refused.append(_changed_since_scored(task, scored, rejected))
+            changed.append(_changed_since_scored(task, scored, rejected))
+    summary.refused.extend(changed)
     kept = pc.is_in(rejected_rows.column("shard"), pa.array([t.index for t in handled], pa.int32()))
     rejected_rows = rejected_rows.filter(kept)
     if rejected_rows.num_rows or overwrite:
@@ -343,6 +367,12 @@ def score_embeddings(
         "rows_refused": sum(r.rows for r in summary.refused),
     }
     record_run(lake, lake_dir, summary)
+    if changed:
+        raise InvariantError(
+            f"{len(changed)} shard(s) changed while they were scored, first shard {changed[0].index} "
+            f"({changed[0].npy}): {changed[0].reason}",
+            summary,
+        )
     return summary
 
 

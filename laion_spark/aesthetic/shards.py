@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from ..errors import InputError
+
 _NPY = re.compile(r"^img_emb_(\d+)\.npy$")
 _META = re.compile(r"^metadata_(\d+)\.parquet$")
 
 
-class ShardLayoutError(ValueError):
+class ShardLayoutError(InputError):
     """The folder is not a well-formed parquet_npy embedding layout."""
 
 
@@ -36,13 +38,27 @@ class Shard:
         return np.load(self.npy, mmap_mode="r")
 
     def shape(self) -> tuple[int, int]:
-        """(rows, width) from the ``.npy`` header, without reading the data."""
-        with open(self.npy, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, _ = reader(handle)
-        if len(shape) != 2:
-            raise ShardLayoutError(f"{self.npy}: expected a 2-D array, got shape {shape}")
+        """(rows, width) from the ``.npy`` header, without reading the data.
+
+        Raises :class:`ShardLayoutError` for a file that is not a ``.npy``, holds
+        no 2-D float array, or is shorter than its header says (truncated).
+        """
+        try:
+            with open(self.npy, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+                data_start = handle.tell()
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ShardLayoutError(f"{self.npy}: not a readable .npy file ({err})") from None
+        if len(shape) != 2 or fortran or dtype.kind != "f":
+            raise ShardLayoutError(f"{self.npy}: expected a 2-D C-order float array, got {dtype} of shape {shape}")
+        size = Path(self.npy).stat().st_size
+        expected = data_start + int(np.prod(shape)) * dtype.itemsize
+        if size < expected:
+            raise ShardLayoutError(f"{self.npy}: truncated: {size:,} bytes, the header promises {expected:,}")
         return int(shape[0]), int(shape[1])
 
     def metadata_rows(self) -> int:

@@ -1,4 +1,4 @@
-"""``laion-spark score-embeddings``: score CLIP embedding shards with a LAION aesthetic head."""
+"""``score-embeddings``, ``stats``, ``aesthetic-embeddings`` and ``export-aesthetic-embeddings``."""
 
 from __future__ import annotations
 
@@ -7,29 +7,25 @@ from typing import Annotated
 
 import typer
 
-from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, input_errors, open_cli_session
-from ..heads import HEADS, HeadFormatError, HeadNotFoundError
-from ..score import SHARDS_PER_COMMIT, score_embeddings
-from ..shards import ShardLayoutError
+from ..aesthetic.params import HEADS, SHARDS_PER_COMMIT
+from .options import EngineChoice, LakeOpt, spark_command
+
+HeadOpt = Annotated[str, typer.Option("--head", help=f"Head name ({', '.join(HEADS)}) or path of a .pth state dict.")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``score-embeddings`` to ``app``."""
+    """Add the aesthetic-scoring commands to ``app``."""
 
-    @app.command("score-embeddings")
+    @spark_command(app, "score-embeddings")
     def score_embeddings_command(
         embeddings: Annotated[
             Path,
             typer.Option(
                 "--embeddings",
-                exists=True,
-                file_okay=False,
                 help="Folder in LAION's parquet_npy layout: img_emb/img_emb_XXXX.npy + metadata/metadata_XXXX.parquet.",
             ),
         ],
-        head: Annotated[
-            str, typer.Option("--head", help=f"Head name ({', '.join(HEADS)}) or path of a .pth state dict.")
-        ],
+        head: HeadOpt,
         lake_dir: Annotated[Path, typer.Option("--lake", help="Lake folder; writes aesthetic_tags there.")],
         collection: Annotated[
             str | None, typer.Option("--collection", help="Collection name; default: the embeddings folder's name.")
@@ -46,11 +42,15 @@ def register(app: typer.Typer) -> None:
                 "--shards-per-commit", min=1, help="Shards per table commit: a crash loses at most one such group."
             ),
         ] = SHARDS_PER_COMMIT,
-        engine: EngineOpt = "sail",
-        remote: RemoteOpt = None,
-        profile: ProfileOpt = None,
-        conf: ConfOpt = None,
-        table_format: TableFormatOpt = None,
+        skip_refused: Annotated[
+            bool,
+            typer.Option(
+                "--skip-refused",
+                help="Score the good shards when some are refused (counted as rows_refused) instead of refusing the run.",
+            ),
+        ] = False,
+        *,
+        engine: EngineChoice,
     ) -> None:
         """Score precomputed CLIP image embeddings into LAKE/aesthetic_tags (hash, aesthetic, collection, shard, head).
 
@@ -59,25 +59,70 @@ def register(app: typer.Typer) -> None:
         are skipped, so rerunning after a crash completes the run with each shard
         once. Rows with NaN/inf or all-zero embeddings go to
         LAKE/aesthetic_tags_rejected with their reason. A shard whose .npy and
-        metadata row counts differ, or whose width is not the head's, is refused:
-        the good shards are scored, then the command names each refused shard and
-        its reason and exits with status 1.
+        metadata row counts differ, or whose width is not the head's, is refused
+        before anything is written (exit 2), unless --skip-refused.
         """
-        with (
-            input_errors(HeadNotFoundError, HeadFormatError, ShardLayoutError),
-            open_cli_session(engine, remote, profile, conf, table_format) as lake,
-        ):
+        from ..aesthetic import load_head, score_embeddings
+
+        scorer = load_head(head)
+        with engine.open() as lake:
             summary = score_embeddings(
                 lake,
                 embeddings,
-                head,
+                scorer,
                 lake_dir,
                 collection=collection,
                 overwrite=overwrite,
                 shards_per_commit=shards_per_commit,
+                skip_refused=skip_refused,
             )
         typer.echo(summary.format())
-        if summary.refused:
-            for refused in summary.refused:
-                typer.echo(f"error: refused shard {refused.index} ({refused.npy}): {refused.reason}", err=True)
-            raise typer.Exit(1)
+        for refused in summary.refused:
+            typer.echo(f"warning: skipped refused shard {refused.index} ({refused.npy}): {refused.reason}", err=True)
+
+    @spark_command(app, "stats")
+    def stats(lake_dir: LakeOpt, *, engine: EngineChoice) -> None:
+        """Rewrite the `score_distribution` table from `aesthetic_tags` and print it in LAION's form."""
+        from ..aesthetic import build_score_distribution, format_distribution
+
+        with engine.open() as lake:
+            table = build_score_distribution(lake, lake_dir)
+        typer.echo(format_distribution(table) if not table.empty else "aesthetic_tags holds no rows")
+
+    @spark_command(app, "aesthetic-embeddings")
+    def aesthetic_embeddings(
+        embeddings: Annotated[
+            list[Path], typer.Option("--embeddings", help="parquet_npy embedding folder; repeatable.")
+        ],
+        head: HeadOpt,
+        lake_dir: LakeOpt,
+        *,
+        engine: EngineChoice,
+    ) -> None:
+        """Average the normalised embeddings per integer score bucket 0..9 into `aesthetic_embeddings`."""
+        from ..aesthetic import build_aesthetic_embeddings, load_head
+
+        scorer = load_head(head)
+        with engine.open() as lake:
+            summary = build_aesthetic_embeddings(lake, embeddings, scorer, lake_dir)
+        typer.echo(summary.format())
+
+    @spark_command(app, "export-aesthetic-embeddings")
+    def export_embeddings(
+        lake_dir: LakeOpt,
+        out: Annotated[Path, typer.Option("--out", help="Folder for rating0.npy ... rating9.npy.")],
+        head: Annotated[
+            str | None, typer.Option("--head", help="Head whose rows to export (needed when several).")
+        ] = None,
+        *,
+        engine: EngineChoice,
+    ) -> None:
+        """Write LAION-style `rating{N}.npy` files (float32, shape (1, d)) from `aesthetic_embeddings`."""
+        from ..aesthetic import export_aesthetic_embeddings
+
+        with engine.open() as lake:
+            written = export_aesthetic_embeddings(lake, lake_dir, out, head)
+        typer.echo(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written.values())}")
+        empty = [f"rating{b}" for b in range(10) if b not in written]
+        if empty:
+            typer.echo(f"  no rows in bucket(s) {', '.join(empty)}: not written")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..cli_options import EngineOpt
+from .options import EngineOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         engine: EngineOpt = "sail",
     ) -> None:
         """Generate sample data if missing and run every stage; print a summary and where each output is."""
-        from ..demo import run_demo
+        from ..pipeline.demo import run_demo
 
         result = run_demo(out, rows=rows, seed=seed, head=head, engine=engine, echo=typer.echo)
         typer.echo("")

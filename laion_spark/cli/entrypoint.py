@@ -14,7 +14,7 @@ def run_job(command: str, argv: list[str] | None = None) -> None:
     """
     from pyspark.sql import SparkSession
 
-    from .cli import app
+    from .app import app
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not any(a in ("--engine", "-e") or a.startswith("--engine=") for a in args):

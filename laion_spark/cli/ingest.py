@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, input_errors, open_cli_session
-from ..join import SWAP_CHOICES, JoinInputError, plan_join, run_join
+from ..ingest.params import SWAP_CHOICES
+from .options import EngineChoice, spark_command
 
 
 def register(app: typer.Typer) -> None:
     """Add ``join-tags`` to ``app``."""
 
-    @app.command("join-tags")
+    @spark_command(app, "join-tags")
     def join_tags_command(
         metadata: Annotated[
             Path,
@@ -46,11 +46,8 @@ def register(app: typer.Typer) -> None:
         verify_hash: Annotated[
             bool, typer.Option(help="For metadata with a hash column: recompute it and count mismatches.")
         ] = False,
-        engine: EngineOpt = "sail",
-        remote: RemoteOpt = None,
-        profile: ProfileOpt = None,
-        conf: ConfOpt = None,
-        table_format: TableFormatOpt = None,
+        *,
+        engine: EngineChoice,
     ) -> None:
         """Join a collection's metadata with its aesthetic/watermark/safety tags (LEFT joins: no row dropped).
 
@@ -59,18 +56,19 @@ def register(app: typer.Typer) -> None:
         collection replaces only its partition. The run summary is printed and
         appended to DIR/runs.
         """
-        with input_errors(JoinInputError, label="join-tags"):
-            plan = plan_join(
-                metadata,
-                collection,
-                lake,
-                aesthetic_tags=aesthetic_tags,
-                watermark_tags=watermark_tags,
-                safety_tags=safety_tags,
-                aesthetic_head=aesthetic_head,
-                swap_width_height=swap_width_height,
-                verify_hash=verify_hash,
-            )
-            with open_cli_session(engine, remote, profile, conf, table_format) as session:
-                summary = run_join(session, plan)
+        from ..ingest import plan_join, run_join
+
+        plan = plan_join(
+            metadata,
+            collection,
+            lake,
+            aesthetic_tags=aesthetic_tags,
+            watermark_tags=watermark_tags,
+            safety_tags=safety_tags,
+            aesthetic_head=aesthetic_head,
+            swap_width_height=swap_width_height,
+            verify_hash=verify_hash,
+        )
+        with engine.open() as session:
+            summary = run_join(session, plan)
         typer.echo(summary.format())

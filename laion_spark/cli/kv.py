@@ -8,10 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..cli_options import ConfOpt, EngineOpt, ProfileOpt, RemoteOpt, TableFormatOpt, open_cli_session
-from ..kv import KV, KVFormatError, laion_key
-from ..kv_build import DEFAULT_MAX_ROWS_PER_RANGE, ON_DUPLICATE, KVBuildError, build_kv
-from ..runs import record_run
+from ..kv.params import DEFAULT_MAX_ROWS_PER_RANGE, ON_DUPLICATE
+from .options import EngineChoice, spark_command
 
 ValueFormatOpt = Annotated[
     str,
@@ -23,22 +21,10 @@ ValueFormatOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-def _open_kv(file: Path, value_format: str) -> KV:
-    try:
-        return KV(file, value_format)
-    except (KVFormatError, FileNotFoundError) as exc:
-        raise _fail(str(exc)) from None
-
-
 def register(app: typer.Typer) -> None:
     """Add ``build-kv``, ``kv-get`` and ``kv-verify`` to ``app``."""
 
-    @app.command("build-kv")
+    @spark_command(app, "build-kv")
     def build_kv_command(
         table: Annotated[str, typer.Option("--table", help="Delta table, or Parquet folder or file, to read.")],
         value_columns: Annotated[
@@ -56,12 +42,15 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 "--on-duplicate",
-                help="Rows sharing a key: first (smallest values, NaN last), max (largest values, NaN last) or error.",
+                help=f"Rows sharing a key: {', '.join(ON_DUPLICATE)} (first: smallest values, max: largest values, "
+                "NaN last; error: refuse the table).",
             ),
         ] = "first",
         max_rows_per_range: Annotated[
             int,
-            typer.Option("--max-rows-per-range", help="Rows per key range, sorted in one task: bounds task memory."),
+            typer.Option(
+                "--max-rows-per-range", min=1, help="Rows per key range, sorted in one task: bounds task memory."
+            ),
         ] = DEFAULT_MAX_ROWS_PER_RANGE,
         where: Annotated[str | None, typer.Option("--where", help="SQL filter applied first.")] = None,
         staging: Annotated[
@@ -75,33 +64,28 @@ def register(app: typer.Typer) -> None:
         lake_dir: Annotated[
             Path | None, typer.Option("--lake", help="Also record the run summary in LAKE/runs.")
         ] = None,
-        engine: EngineOpt = "sail",
-        remote: RemoteOpt = None,
-        profile: ProfileOpt = None,
-        conf: ConfOpt = None,
-        table_format: TableFormatOpt = None,
+        *,
+        engine: EngineChoice,
     ) -> None:
         """Build a static_ondisk_kv file (int64 hash -> float16 values) from a table, sorted by Spark."""
-        if on_duplicate not in ON_DUPLICATE:
-            raise typer.BadParameter(f"choose one of {', '.join(ON_DUPLICATE)}", param_hint="--on-duplicate")
+        from ..kv import build_kv
+        from ..lake import record_run
+
         columns = [c.strip() for c in value_columns.split(",") if c.strip()]
         started = time.perf_counter()
-        with open_cli_session(engine, remote, profile, conf, table_format) as lake:
-            try:
-                result = build_kv(
-                    lake,
-                    table,
-                    out,
-                    columns,
-                    key_column=key_column,
-                    value_format=value_format,
-                    on_duplicate=on_duplicate,
-                    max_rows_per_range=max_rows_per_range,
-                    where=where,
-                    staging=staging,
-                )
-            except (KVBuildError, KVFormatError, FileNotFoundError) as exc:
-                raise _fail(str(exc)) from None
+        with engine.open() as lake:
+            result = build_kv(
+                lake,
+                table,
+                out,
+                columns,
+                key_column=key_column,
+                value_format=value_format,
+                on_duplicate=on_duplicate,
+                max_rows_per_range=max_rows_per_range,
+                where=where,
+                staging=staging,
+            )
             summary = result.summary()
             if lake_dir is not None:
                 record_run(lake, lake_dir, summary)
@@ -121,15 +105,17 @@ def register(app: typer.Typer) -> None:
         value_format: ValueFormatOpt = "e",
     ) -> None:
         """Print the values stored for a hash (or a URL + TEXT pair); exit 1 when absent."""
+        from ..kv import KV, laion_key
+
         if (key is None) == (url is None and text is None):
             raise typer.BadParameter("give either --hash H or --url U --text T", param_hint="--hash")
         if key is None:
             key = laion_key(url, text)
-        kv = _open_kv(file, value_format)
-        try:
-            values = kv[key]
-        except KeyError:
-            raise _fail(f"hash {key} not found in {file} ({len(kv):,} records)") from None
+        kv = KV(file, value_format)
+        values = kv.get(key)
+        if values is None:
+            typer.echo(f"hash {key} not found in {file} ({len(kv):,} records)", err=True)
+            raise typer.Exit(1)
         typer.echo("\t".join([str(key), *(repr(v) for v in values)]))
 
     @app.command("kv-verify")
@@ -138,11 +124,10 @@ def register(app: typer.Typer) -> None:
         value_format: ValueFormatOpt = "e",
     ) -> None:
         """Check a KV file: size a multiple of the record size, keys sorted and unique."""
-        kv = _open_kv(file, value_format)
-        try:
-            kv.verify()
-        except KVFormatError as exc:
-            raise _fail(str(exc)) from None
+        from ..kv import KV
+
+        kv = KV(file, value_format)
+        kv.verify()
         typer.echo(
             f"{file}: OK, {len(kv):,} records of {kv.record_size} bytes (q + {value_format}), keys sorted, unique"
         )

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import typer
 
-from ..heads import HeadFormatError, HeadNotFoundError
-from ..sample import MANIFEST, MIN_ROWS, generate_sample
+from ..sample.params import DEFAULT_SHARDS, MIN_ROWS
 
 
 def summary_lines(out: Path, manifest: dict[str, object], seconds: float) -> list[str]:
     """A short human summary of a sample manifest: what was written where."""
+    from ..sample import MANIFEST
+
     head = manifest["head"]
     lines = [
         f"sample: seed {manifest['seed']}, {manifest['rows']} metadata rows x {len(manifest['collections'])} "
@@ -42,31 +43,22 @@ def register(app: typer.Typer) -> None:
     @app.command("sample")
     def sample(
         out: Path = typer.Option(..., "--out", "-o", help="Folder to write the sample into (new or empty)."),
-        rows: int = typer.Option(20_000, "--rows", "-n", help=f"Metadata rows per collection (>= {MIN_ROWS})."),
-        seed: int = typer.Option(0, "--seed", "-s", help="Random seed; the same seed gives byte-identical files."),
+        rows: int = typer.Option(
+            20_000, "--rows", "-n", min=MIN_ROWS, help=f"Metadata rows per collection (>= {MIN_ROWS})."
+        ),
+        seed: int = typer.Option(
+            0, "--seed", "-s", min=0, help="Random seed; the same seed gives byte-identical files."
+        ),
         head: str | None = typer.Option(
             None, "--head", help="Head (.pth path or name) to shape the scores with; default: a synthetic head."
         ),
-        shards: int = typer.Option(4, "--shards", "-k", help="Embedding shards per collection."),
+        shards: int = typer.Option(DEFAULT_SHARDS, "--shards", "-k", min=1, help="Embedding shards per collection."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous sample in --out."),
     ) -> None:
         """Write LAION-shaped raw metadata, tag tables, embedding shards and webdataset tars."""
-        if rows < MIN_ROWS:
-            raise typer.BadParameter(f"must be at least {MIN_ROWS}, got {rows}", param_hint="--rows")
-        if shards < 1:
-            raise typer.BadParameter(f"must be at least 1, got {shards}", param_hint="--shards")
-        if seed < 0:
-            raise typer.BadParameter(f"must be non-negative, got {seed}", param_hint="--seed")
+        from ..sample import generate_sample
+
         started = time.perf_counter()
-        try:
-            manifest = generate_sample(out, rows, seed, head=head, shards=shards, overwrite=overwrite)
-        except (HeadNotFoundError, HeadFormatError) as err:
-            raise typer.BadParameter(str(err), param_hint="--head") from err
-        except FileExistsError as err:
-            raise typer.BadParameter(
-                f"{err} or pass --overwrite to replace a previous sample", param_hint="--out"
-            ) from err
-        except NotADirectoryError as err:
-            raise typer.BadParameter(str(err), param_hint="--out") from err
+        manifest = generate_sample(out, rows, seed, head=head, shards=shards, overwrite=overwrite)
         for line in summary_lines(out, manifest, time.perf_counter() - started):
             typer.echo(line)

@@ -15,6 +15,7 @@ Engines:
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,19 +25,18 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-ENGINES = ("sail", "local", "remote", "active")
-TABLE_FORMATS = ("delta", "parquet")
+from ..errors import first_line
+from .names import ENGINES, TABLE_FORMATS
+from .profiles import EngineError, resolve_conf
+
 #: The one place the Delta Lake Maven coordinate is pinned (classic Spark only;
 #: Sail and Databricks write Delta natively). Keep in step with delta-spark in pyproject.toml.
 DELTA_MAVEN_COORDINATE = "io.delta:delta-spark_2.13:4.0.1"
+_log = logging.getLogger(__name__)
 _DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
-
-
-class EngineError(RuntimeError):
-    """An engine could not be started or is misconfigured."""
 
 
 @dataclass
@@ -47,6 +47,8 @@ class LakeSession:
     engine: str
     table_format: str
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    #: Settings asked for that the engine did not apply (reported as a warning when the session opened).
+    unapplied: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         """Stop the session and, for ``sail``, the embedded server. Idempotent."""
@@ -62,50 +64,6 @@ class LakeSession:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def conf_dir() -> Path:
-    """Folder of the Spark profiles: ``$LAION_SPARK_CONF_DIR`` or the repository's ``conf/``."""
-    return Path(os.environ.get("LAION_SPARK_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
-
-
-def read_profile(name_or_path: str | Path) -> dict[str, str]:
-    """Parse a spark-defaults style profile (``key value`` lines, ``#`` comments).
-
-    A bare name (``local``) is looked up as ``<conf_dir>/<name>.conf``.
-    """
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = conf_dir() / f"{name_or_path}.conf"
-    if not path.is_file():
-        raise EngineError(f"Spark profile not found: {path}")
-    settings: dict[str, str] = {}
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split(None, 1)
-        if len(parts) != 2:
-            raise EngineError(f"{path}:{lineno}: expected 'key value', got {raw!r}")
-        settings[parts[0]] = parts[1].strip()
-    return settings
-
-
-def resolve_conf(
-    engine: str, profiles: Sequence[str | Path] | None, overrides: Mapping[str, str] | None
-) -> dict[str, str]:
-    """Merge the base and engine profiles (where ``conf_dir()`` has them), extra profiles and overrides.
-
-    Extra profiles must exist; the base ones are optional so that an installed
-    wheel without the repository's ``conf/`` still runs under spark-submit.
-    """
-    names: list[str | Path] = [name for name in ("spark-defaults", engine) if (conf_dir() / f"{name}.conf").is_file()]
-    names.extend(profiles or ())
-    merged: dict[str, str] = {}
-    for name in names:
-        merged.update(read_profile(name))
-    merged.update(overrides or {})
-    return merged
 
 
 def open_session(
@@ -135,14 +93,16 @@ def open_session(
     if engine == "remote":
         if not remote:
             raise EngineError("engine 'remote' needs a Spark Connect URL, e.g. --remote sc://host:15002")
-        spark = SparkSession.builder.remote(remote).getOrCreate()
-        _apply_runtime_conf(spark, settings)
-        return LakeSession(spark, engine, table_format, [spark.stop])
+        try:
+            spark = SparkSession.builder.remote(remote).getOrCreate()
+            spark.version  # noqa: B018 - the first call that reaches the server
+        except Exception as err:  # noqa: BLE001 - a malformed or unreachable URL raises several error types
+            raise EngineError(f"--remote {remote}: no Spark Connect server answers there ({first_line(err)})") from None
+        return _apply_conf(LakeSession(spark, engine, table_format, [spark.stop]), settings)
     spark = SparkSession.getActiveSession()
     if spark is None:
         raise EngineError("engine 'active' needs a running session: use it inside spark-submit or a Databricks job")
-    _apply_runtime_conf(spark, settings)
-    return LakeSession(spark, engine, table_format)
+    return _apply_conf(LakeSession(spark, engine, table_format), settings)
 
 
 @contextmanager
@@ -155,28 +115,48 @@ def session(engine: str = "sail", **kwargs: object) -> Iterator[LakeSession]:
         lake.stop()
 
 
-def _apply_runtime_conf(spark: SparkSession, settings: Mapping[str, str]) -> None:
-    """Set the runtime SQL settings; static ones belong to whoever built the session."""
+def _apply_conf(lake: LakeSession, settings: Mapping[str, str]) -> LakeSession:
+    """Set every setting the session still lets change; warn about (and keep in ``lake.unapplied``) the others.
+
+    A setting is left unapplied when the engine reports it as not modifiable
+    (static settings of a running session, keys Sail does not implement) or
+    refuses it, unless the session already holds that value.
+    """
+    conf = lake.spark.conf
     for key, value in settings.items():
-        if key.startswith("spark.sql.") and not key.startswith(("spark.sql.extensions", "spark.sql.catalog.")):
-            try:
-                spark.conf.set(key, value)
-            except Exception:  # noqa: BLE001 - engines may refuse settings they do not implement
-                pass
+        try:
+            if conf.isModifiable(key):
+                conf.set(key, value)
+                continue
+        except Exception:  # noqa: BLE001 - engines refuse settings with different error types
+            pass
+        try:
+            current = conf.get(key, None)
+        except Exception:  # noqa: BLE001 - as above
+            current = None
+        if current != value:
+            lake.unapplied[key] = value
+    if lake.unapplied:
+        _log.warning(
+            "engine %s did not apply %s: static settings belong to whoever starts the session "
+            "(spark-submit --conf, the cluster), and engines ignore keys they do not implement",
+            lake.engine,
+            ", ".join(f"{k}={v}" for k, v in lake.unapplied.items()),
+        )
+    return lake
 
 
 def _sail(settings: Mapping[str, str], table_format: str) -> LakeSession:
-    os.environ.setdefault("RUST_LOG", "warn")
+    os.environ.setdefault("RUST_LOG", "error")
     from pysail.spark import SparkConnectServer
 
     server = SparkConnectServer(ip="127.0.0.1", port=0)
     server.start(background=True)
     host, port = server.listening_address
     spark = SparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
-    _apply_runtime_conf(spark, settings)
     lake = LakeSession(spark, "sail", table_format, [server.stop, spark.stop])
     atexit.register(lake.stop)
-    return lake
+    return _apply_conf(lake, settings)
 
 
 def _local(settings: Mapping[str, str], table_format: str, app_name: str) -> LakeSession:
@@ -189,7 +169,8 @@ def _local(settings: Mapping[str, str], table_format: str, app_name: str) -> Lak
             builder = builder.config(key, value)
     for key, value in settings.items():
         builder = builder.config(key, value)
+    existing = SparkSession.getActiveSession()
     spark = builder.getOrCreate()
-    lake = LakeSession(spark, "local", table_format, [spark.stop])
+    lake = LakeSession(spark, "local", table_format, [] if existing else [spark.stop])
     atexit.register(lake.stop)
-    return lake
+    return _apply_conf(lake, settings)  # a session that existed before kept its static settings

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from ..collections import JOINED_SCHEMA
-from ..lake import lake_table, read_table, write_table
-from ..runs import RunSummary, record_run
-from ..session import LakeSession
+from ..engine.factory import LakeSession
+from ..errors import InvariantError
+from ..lake.collections import JOINED_SCHEMA
+from ..lake.runs import RunSummary, record_run
+from ..lake.tables import lake_table, read_table, write_table
 from .metadata import MetadataInput, count_hash_mismatches, inspect_metadata, read_metadata
 from .sources import JoinInputError
 from .tags import TAGS, TagInput, combine_tags, inspect_tag_table, read_tag_table, tag_counts
@@ -27,7 +28,7 @@ _COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SPARK_TYPES = {"string": "string", "int32": "int", "int64": "bigint", "float": "float", "double": "double"}
 
 
-class JoinInvariantError(RuntimeError):
+class JoinInvariantError(InvariantError):
     """The written partition does not hold exactly the metadata's rows."""
 
 
@@ -77,7 +78,7 @@ def plan_join(
 
 def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     """Join, write ``collection``'s partition of ``joined``, record and return the run summary."""
-    summary = RunSummary(JOB, plan.collection)
+    summary = RunSummary(JOB, plan.collection, target="joined")
     joined = read_metadata(lake, plan.metadata)
     tag_frames = [(tag.spec, read_tag_table(lake, tag, plan.collection)) for tag in plan.tags]
     combined = combine_tags(tag_frames) if tag_frames else None
@@ -108,7 +109,8 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     if summary.metrics["rows_out"] != summary.metrics["rows_in"]:
         raise JoinInvariantError(
             f"{plan.joined_path} [{plan.collection}] holds {summary.metrics['rows_out']} rows, "
-            f"the metadata {summary.metrics['rows_in']}"
+            f"the metadata {summary.metrics['rows_in']}",
+            summary,
         )
     return summary
 

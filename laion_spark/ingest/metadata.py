@@ -17,16 +17,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 
-from ..hashing import laion_hash
-from ..lake import is_delta
-from ..session import LakeSession
+from ..engine.factory import LakeSession
+from ..lake.hashing import laion_hash
+from ..lake.tables import is_delta
+from .params import SWAP_CHOICES
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
 
 RAW_REQUIRED = {"URL": "string", "TEXT": "string", "WIDTH": "integer", "HEIGHT": "integer", "similarity": "floating"}
 JOINED_REQUIRED = {**RAW_REQUIRED, "hash": "integer"}
 #: Tag columns a joined input may already carry (kept unless a tag table replaces them).
 TAG_COLUMNS = ("pwatermark", "punsafe", "aesthetic")
-SWAP_CHOICES = ("auto", "yes", "no")
 
 
 @dataclass(frozen=True)

@@ -15,28 +15,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql.types import StructType
 
-#: Column kinds a check can ask for, as the Spark type names that satisfy them.
-KINDS = {
-    "string": frozenset({"string"}),
-    "integer": frozenset({"tinyint", "smallint", "int", "bigint"}),
-    "floating": frozenset({"float", "double"}),
-    "numeric": frozenset({"tinyint", "smallint", "int", "bigint", "float", "double"}),
-}
-_ARROW_TO_SPARK = {
-    pa.int8(): "tinyint",
-    pa.int16(): "smallint",
-    pa.int32(): "int",
-    pa.int64(): "bigint",
-    pa.float32(): "float",
-    pa.float64(): "double",
-    pa.bool_(): "boolean",
-}
+from ..errors import InputError
+from ..lake.columns import KINDS, spark_columns
+
 _LISTED = 10
 
 
-class JoinInputError(ValueError):
+class JoinInputError(InputError):
     """An input the join cannot use; the message names the file or table and what is wrong."""
 
 
@@ -84,20 +70,6 @@ def read_footers(path: str | Path, what: str) -> ParquetFiles:
     if unreadable:
         raise JoinInputError(f"{what}: not readable as parquet:\n" + "\n".join(_capped(unreadable)))
     return ParquetFiles(Path(path), tuple(files), tuple(columns), rows)
-
-
-def spark_columns(schema: pa.Schema | StructType) -> dict[str, str]:
-    """Column name -> Spark type name of an Arrow schema or a Spark ``StructType``."""
-    if isinstance(schema, StructType):
-        return {f.name: f.dataType.simpleString() for f in schema.fields}
-    out: dict[str, str] = {}
-    for f in schema:
-        kind = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-            out[f.name] = "string"
-        else:
-            out[f.name] = _ARROW_TO_SPARK.get(kind, f"unsupported<{f.type}>")
-    return out
 
 
 def check_columns(

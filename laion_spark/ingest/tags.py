@@ -20,9 +20,10 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lake import is_delta, table_path
-from ..session import LakeSession
-from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl, spark_columns
+from ..engine.factory import LakeSession
+from ..lake.columns import spark_columns
+from ..lake.tables import is_delta, table_path
+from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
 
 
 @dataclass(frozen=True)

@@ -68,19 +68,20 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .kv import record_dtype
-from .kv_records import ValueOverflowError, write_records
-from .lake import is_delta, read_table, table_path
+from ..engine.factory import LakeSession
+from ..errors import InputError, InvariantError, first_line
+from ..lake.runs import RunSummary
+from ..lake.tables import TableError, TableNotFoundError, check_data_files, is_delta, is_local, read_table, table_path
+from .params import DEFAULT_MAX_ROWS_PER_RANGE, ON_DUPLICATE
 from .radix import key_order
-from .runs import RunSummary
-from .session import LakeSession
+from .reader import record_dtype
+from .records import ValueOverflowError, write_records
 
-ON_DUPLICATE = ("first", "max", "error")
-DEFAULT_MAX_ROWS_PER_RANGE = 5_000_000
 #: Sampled keys per range when choosing the range boundaries.
 SAMPLE_KEYS_PER_RANGE = 256
 _SAMPLE_SEED = 20_240_917
@@ -109,8 +110,12 @@ _ARROW_FRAGMENT_SCHEMA = pa.schema([pa.field(n, arrow, null) for n, _, arrow, nu
 _EMPTY_SUMMARY = {n: (False if n == "too_large" else 0 if not null else None) for n, _, _, null in _SUMMARY_FIELDS}
 
 
-class KVBuildError(ValueError):
-    """The input table cannot be turned into a KV file (bad column, value or duplicate key)."""
+class KVBuildError(InputError):
+    """The input table cannot be turned into a KV file (bad column, value, filter or duplicate key)."""
+
+
+class KVInvariantError(InvariantError):
+    """The build lost track of rows or key ranges (the table changed while it was read, a fragment is missing)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,7 @@ class KVBuildResult:
         return RunSummary(
             job="build-kv",
             collection="*",
+            target=str(self.path),
             metrics={
                 "rows_in": self.rows_in,
                 "rows_written": self.rows_written,
@@ -149,18 +155,27 @@ def read_source(lake: LakeSession, table: str | Path) -> DataFrame:
     Parquet whatever the session's format; URIs are read in the session's format.
     """
     text = table_path(table)
-    local = _is_local(text)
-    if local and is_delta(text):
+    if not is_local(text):
+        return read_table(lake, text)
+    if is_delta(text):
         if lake.table_format != "delta":
             raise KVBuildError(
                 f"{text} is a Delta table but this session reads {lake.table_format} (use --table-format delta)"
             )
         return read_table(lake, text)
-    if local:
-        if not Path(text).exists():
-            raise FileNotFoundError(f"no table at {text}")
-        return lake.spark.read.parquet(text)
-    return read_table(lake, text)
+    path = Path(text)
+    if not path.exists():
+        raise TableNotFoundError(f"no table at {text}")
+    if path.is_dir():
+        if not any(path.rglob("*.parquet")):
+            raise TableError(f"{text} is neither a Delta table nor a folder of parquet files")
+        check_data_files(path)
+    else:
+        try:
+            pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as err:
+            raise TableError(f"{text} is not readable parquet ({err})") from None
+    return lake.spark.read.parquet(text)
 
 
 def build_kv(
@@ -203,9 +218,15 @@ def build_kv(
     name = "the input DataFrame" if isinstance(source, DataFrame) else table_path(source)
     df = source if isinstance(source, DataFrame) else read_source(lake, source)
     if where:
-        df = df.where(where)
+        try:
+            df = df.where(where)
+            df.schema  # noqa: B018 - analyses the filter now, not in the middle of the build
+        except Exception as err:  # noqa: BLE001 - engines raise different types for a bad expression
+            raise KVBuildError(f"--where {where!r}: not a valid filter on {name} ({first_line(err)})") from None
     rows = _select_kv_columns(df, name, key_column, value_columns)
     out = Path(out)
+    if out.is_dir():
+        raise KVBuildError(f"--out {out}: is a folder; give the path of the KV file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     staging_dir = _staging_dir(staging, out)
@@ -226,7 +247,7 @@ def build_kv(
         _concatenate(partial, _fragment_files(staging_dir, fragments, dtype.itemsize))
         size = os.path.getsize(partial)
         if size != written * dtype.itemsize:
-            raise KVBuildError(f"{partial}: {size:,} bytes on disk, {written * dtype.itemsize:,} expected")
+            raise KVInvariantError(f"{partial}: {size:,} bytes on disk, {written * dtype.itemsize:,} expected")
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
@@ -243,14 +264,10 @@ def build_kv(
     )
 
 
-def _is_local(path: str) -> bool:
-    return "://" not in path and not path.startswith("dbfs:")
-
-
 def _staging_dir(staging: str | Path | None, out: Path) -> Path:
     """The absolute fragment folder (tasks may run in other processes, with another working directory)."""
     text = str(staging) if staging is not None else str(out.with_name(out.name + ".staging"))
-    if not _is_local(text):
+    if not is_local(text):
         raise KVBuildError(
             f"staging {text} is a URI: the tasks write fragment files there, give a (shared) filesystem path"
         )
@@ -469,21 +486,21 @@ def _check_fragments(
         )
     numbers = [f["range"] for f in fragments]
     if len(set(numbers)) != len(numbers):
-        raise KVBuildError(f"{name}: a key range was written by two tasks (ranges {numbers})")
+        raise KVInvariantError(f"{name}: a key range was written by two tasks (ranges {numbers})")
     written = [f for f in fragments if f["written"]]
     for before, after in zip(written, written[1:], strict=False):
         if after["first_key"] <= before["last_key"]:
-            raise KVBuildError(
+            raise KVInvariantError(
                 f"{name}: key range starting at {after['first_key']} overlaps the previous one "
                 f"(ending {before['last_key']})"
             )
     if total["rows"] != total["written"] + total["dropped"] + total["null_keys"]:
-        raise KVBuildError(
+        raise KVInvariantError(
             f"{name}: the tasks got {total['rows']:,} rows but wrote {total['written']:,}, dropped "
             f"{total['dropped']:,} duplicates and {total['null_keys']:,} null keys"
         )
     if counted is not None and counted != total["rows"]:
-        raise KVBuildError(
+        raise KVInvariantError(
             f"{name}: {counted:,} rows counted but the tasks got {total['rows']:,}: the table changed during the build"
         )
     return total["rows"], total["written"], total["dropped"], total["null_keys"]
@@ -500,7 +517,7 @@ def _fragment_files(staging_dir: Path, fragments: list[dict], record_size: int) 
         size = path.stat().st_size if path.exists() else None
         if size != expected:
             found = "not found" if size is None else f"{size:,} bytes"
-            raise KVBuildError(
+            raise KVInvariantError(
                 f"fragment {path}: {found}, {expected:,} bytes written by its task "
                 f"(staging must be a filesystem path shared by the executors and the driver)"
             )

@@ -25,7 +25,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from .hashing import laion_hash
+from ..errors import InputError
+from ..lake.hashing import laion_hash
 from .radix import key_order
 
 KEY_FORMAT = "q"
@@ -38,8 +39,12 @@ _VERIFY_CHUNK = 4_000_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-class KVFormatError(ValueError):
+class KVFormatError(InputError):
     """A KV file, or the value format it is read with, is not valid."""
+
+
+class KVNotFoundError(KVFormatError, FileNotFoundError):
+    """No KV file at the path."""
 
 
 def record_dtype(value_format: str) -> np.dtype:
@@ -88,7 +93,7 @@ class KV:
         self.dtype = record_dtype(value_format)
         self.record_size = self.dtype.itemsize
         if not self.path.is_file():
-            raise FileNotFoundError(f"no KV file at {self.path}")
+            raise KVNotFoundError(f"no KV file at {self.path}")
         size = os.path.getsize(self.path)
         if size % self.record_size:
             raise KVFormatError(

@@ -23,7 +23,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .kv import record_dtype
+from ..errors import InputError
+from .reader import record_dtype
 
 #: Records packed and written at a time (one reused buffer, ~0.6 MiB for ``e``).
 WRITE_CHUNK_ROWS = 1 << 16
@@ -32,7 +33,7 @@ WRITE_CHUNK_ROWS = 1 << 16
 HARDWARE_HALF = platform.machine() in ("x86_64", "AMD64") and bool(llvm.get_host_cpu_features().get("f16c"))
 
 
-class ValueOverflowError(ValueError):
+class ValueOverflowError(InputError):
     """A finite value does not fit the KV's float (``struct.pack`` refuses it too)."""
 
 

@@ -3,6 +3,9 @@
 One row per metric (long format) so every job can add its own counts and the
 table stays queryable with plain SQL:
 ``SELECT metric, value FROM delta.`lake/runs` WHERE job = 'join-tags'``.
+``job`` is the command's name (``join-tags``, ``subsets`` ...), ``collection``
+the collection it ran over (``*`` for all) and ``target`` what it wrote (a
+table such as ``subset_laion_art``, or a file).
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .lake import lake_table, write_table
-from .session import LakeSession
+from ..engine.factory import LakeSession
+from .tables import lake_table, write_table
 
 RUNS_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
         ("job", pa.string()),
         ("collection", pa.string()),
+        ("target", pa.string()),
         ("engine", pa.string()),
         ("started_at", pa.timestamp("us", tz="UTC")),
         ("finished_at", pa.timestamp("us", tz="UTC")),
@@ -39,13 +43,15 @@ class RunSummary:
     job: str
     collection: str
     metrics: dict[str, int] = field(default_factory=dict)
+    target: str = ""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def format(self) -> str:
         """Human-readable block, one metric per line."""
         width = max((len(k) for k in self.metrics), default=0)
-        lines = [f"{self.job} [{self.collection}] run {self.run_id}"]
+        target = f" -> {self.target}" if self.target else ""
+        lines = [f"{self.job} [{self.collection}]{target} run {self.run_id}"]
         lines += [f"  {k:<{width}}  {v:>14,}" for k, v in self.metrics.items()]
         return "\n".join(lines)
 
@@ -53,13 +59,15 @@ class RunSummary:
 def record_run(
     lake: LakeSession, lake_dir: str | Path, summary: RunSummary, extra: Mapping[str, int] | None = None
 ) -> None:
-    """Append ``summary`` to ``<lake_dir>/runs``."""
+    """Append ``summary`` (and the ``extra`` metrics) to ``<lake_dir>/runs``; a lake made before ``target``
+    existed gains the column."""
     finished = datetime.now(UTC)
     metrics = {**summary.metrics, **(extra or {})}
     rows = {
         "run_id": [summary.run_id] * len(metrics),
         "job": [summary.job] * len(metrics),
         "collection": [summary.collection] * len(metrics),
+        "target": [summary.target] * len(metrics),
         "engine": [lake.engine] * len(metrics),
         "started_at": [summary.started_at] * len(metrics),
         "finished_at": [finished] * len(metrics),
@@ -67,4 +75,10 @@ def record_run(
         "value": [int(v) for v in metrics.values()],
     }
     table = pa.table(rows, schema=RUNS_SCHEMA)
-    write_table(lake, lake.spark.createDataFrame(table.to_pandas()), lake_table(lake_dir, "runs"), mode="append")
+    write_table(
+        lake,
+        lake.spark.createDataFrame(table.to_pandas()),
+        lake_table(lake_dir, "runs"),
+        mode="append",
+        merge_schema=True,
+    )

@@ -1,25 +1,41 @@
 """Reading and writing lake tables (Delta, or Parquet where Delta is unavailable).
 
-The table format comes from the :class:`~laion_spark.session.LakeSession`; jobs
+The table format comes from the :class:`~laion_spark.engine.LakeSession`; jobs
 call these helpers instead of ``df.write.format(...)`` so that partition-scoped
 replacement is done the one way that is safe on every engine.
+
+A table a job reads is checked before the engine touches it: a missing path, a
+folder that is not a table, or (for local tables) a data file whose parquet
+footer cannot be read is a :class:`TableError` naming the table and the file.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 
-from .session import LakeSession
+from ..engine.factory import LakeSession
+from ..errors import InputError
+
+
+class TableError(InputError):
+    """A lake table a job needs is missing, is not a table, or has an unreadable file."""
+
+
+class TableNotFoundError(TableError, FileNotFoundError):
+    """No table at the path."""
 
 
 def table_path(path: str | Path) -> str:
     """Absolute path for a local folder; URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
     text = str(path)
-    if "://" in text or text.startswith("dbfs:"):
+    if not is_local(text):
         return text
     return str(Path(text).expanduser().resolve())
 
@@ -27,9 +43,15 @@ def table_path(path: str | Path) -> str:
 def lake_table(lake_dir: str | Path, name: str) -> str:
     """Path of the table ``name`` in the lake folder ``lake_dir`` (local folder or URI)."""
     base = str(lake_dir)
-    if "://" in base or base.startswith("dbfs:"):
+    if not is_local(base):
         return base.rstrip("/") + "/" + name
     return table_path(Path(base) / name)
+
+
+def is_local(path: str | Path) -> bool:
+    """Whether ``path`` is on the local file system (not ``s3://``, ``dbfs:/`` ...)."""
+    text = str(path)
+    return "://" not in text and not text.startswith("dbfs:")
 
 
 def is_delta(path: str | Path) -> bool:
@@ -40,7 +62,7 @@ def is_delta(path: str | Path) -> bool:
 def table_exists(lake: LakeSession, path: str | Path) -> bool:
     """Whether a table in the session's format is at ``path``."""
     text = table_path(path)
-    if "://" not in text and not text.startswith("dbfs:"):
+    if is_local(text):
         local = Path(text)
         if lake.table_format == "delta":
             return is_delta(local) and any((local / "_delta_log").glob("*.json"))
@@ -53,11 +75,58 @@ def table_exists(lake: LakeSession, path: str | Path) -> bool:
 
 
 def read_table(lake: LakeSession, path: str | Path) -> DataFrame:
-    """Read a lake table written by :func:`write_table`."""
+    """Read a lake table written by :func:`write_table`.
+
+    Raises :class:`TableNotFoundError` when there is no table at ``path`` and
+    :class:`TableError` for a local folder that is not a table of the
+    session's format or holds a data file that is not readable parquet.
+    """
     text = table_path(path)
     if not table_exists(lake, text):
-        raise FileNotFoundError(f"no {lake.table_format} table at {text}")
-    return lake.spark.read.format(lake.table_format).load(text)
+        if is_local(text) and Path(text).exists():
+            raise TableError(f"{text} is not a {lake.table_format} table{_not_a_table_hint(Path(text), lake)}")
+        raise TableNotFoundError(f"no {lake.table_format} table at {text}")
+    if is_local(text):
+        check_data_files(Path(text))
+    reader = lake.spark.read.format(lake.table_format)
+    if lake.table_format == "parquet":
+        reader = reader.option("mergeSchema", "true")  # files written before a column was added
+    return reader.load(text)
+
+
+def _not_a_table_hint(folder: Path, lake: LakeSession) -> str:
+    if not folder.is_dir():
+        return " (it is a file)"
+    if lake.table_format == "delta":
+        return " (no _delta_log/ with commits inside)"
+    return " (no .parquet files inside)"
+
+
+def check_data_files(folder: Path) -> None:
+    """Read the footer of every data file of a local table; :class:`TableError` names the first bad one.
+
+    Data files are the table's ``*.parquet`` files outside ``_delta_log``; the
+    newest Delta commit must be valid JSON as well. Footers only: this costs a
+    few milliseconds per file, and no data page is read.
+    """
+    log = folder / "_delta_log"
+    commits = sorted(log.glob("*.json")) if log.is_dir() else []
+    if commits:
+        try:
+            for line in commits[-1].read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    json.loads(line)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise TableError(f"{folder}: Delta commit {commits[-1].name} is not readable ({err})") from None
+    for file in sorted(folder.rglob("*.parquet")):
+        if "_delta_log" in file.relative_to(folder).parts:
+            continue
+        try:
+            pq.read_metadata(file)
+        except (OSError, pa.ArrowException) as err:
+            raise TableError(
+                f"{folder}: data file {file.relative_to(folder)} is not readable parquet ({err})"
+            ) from None
 
 
 def write_table(
@@ -68,15 +137,19 @@ def write_table(
     mode: str = "append",
     partition_by: Sequence[str] | None = None,
     replace_partition: Mapping[str, str] | None = None,
+    merge_schema: bool = False,
 ) -> None:
     """Write ``df`` to the table at ``path``.
 
     ``replace_partition={"collection": "laion2B-en"}`` replaces just that
     partition and keeps the others (Delta ``replaceWhere``; for Parquet the
     partition folder is removed, then the data appended). ``mode`` is ``append`` or ``overwrite`` otherwise.
+    ``merge_schema`` lets an append add new columns to the table.
     """
     text = table_path(path)
     writer = df.write.format(lake.table_format)
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if replace_partition and table_exists(lake, text):
@@ -95,8 +168,8 @@ def _drop_parquet_partition(path: str, partition: Mapping[str, str]) -> None:
     tests and laptops; removing the folder, then appending, also clears the
     partition when the new data is empty (dynamic overwrite would keep it).
     """
-    if "://" in path or path.startswith("dbfs:"):
-        raise ValueError(f"{path}: partition replacement on a non-local Parquet table is not supported; use Delta")
+    if not is_local(path):
+        raise TableError(f"{path}: partition replacement on a non-local Parquet table is not supported; use Delta")
     folder = Path(path).joinpath(*(f"{k}={v}" for k, v in partition.items()))
     if folder.is_dir():
         shutil.rmtree(folder)

@@ -10,17 +10,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import yaml
 
-from .collections import COLLECTIONS
-from .session import conf_dir
+from ..engine.profiles import conf_dir
+from ..errors import InputError, first_line
+from ..lake.collections import COLLECTIONS
 
 _SUBSET_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
-class PipelineConfigError(ValueError):
+class PipelineConfigError(InputError):
     """The pipeline configuration is malformed; the message names the key."""
 
 
@@ -58,20 +60,29 @@ class PipelineConfig:
     target_files: int | None = None
 
 
-def default_config_path() -> Path:
-    """``<conf_dir>/pipeline.yaml`` (``$LAION_SPARK_CONF_DIR`` or the repository's ``conf/``)."""
-    return conf_dir() / "pipeline.yaml"
+def default_config_path() -> Traversable:
+    """``pipeline.yaml`` of :func:`~laion_spark.engine.conf_dir` (packaged, ``$LAION_SPARK_CONF_DIR`` or ``conf/``)."""
+    return conf_dir().joinpath("pipeline.yaml")
 
 
 def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
-    """Read and validate the YAML file at ``path`` (default: :func:`default_config_path`)."""
-    path = Path(path) if path is not None else default_config_path()
-    if not path.is_file():
-        raise PipelineConfigError(f"pipeline config not found: {path}")
+    """Read and validate the YAML file at ``path`` (default: :func:`default_config_path`).
+
+    Raises :class:`PipelineConfigError` naming the file and the key (or the YAML line) that is wrong.
+    """
+    source = Path(path) if path is not None else default_config_path()
+    if not source.is_file():
+        raise PipelineConfigError(f"pipeline config not found: {source}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise PipelineConfigError(f"{source}: not UTF-8 text ({err})") from None
     except yaml.YAMLError as err:
-        raise PipelineConfigError(f"{path}: not valid YAML ({err})") from err
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or first_line(err)
+        raise PipelineConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    path = source
     try:
         return parse_pipeline_config(data)
     except PipelineConfigError as err:

@@ -14,17 +14,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aesthetic_embeddings import build_aesthetic_embeddings, export_aesthetic_embeddings
-from .collections import COLLECTIONS
-from .distribution import build_score_distribution, format_distribution
-from .heads import HeadNotFoundError, load_head, resolve_head
-from .join.job import join_tags
-from .kv_build import build_kv
-from .report.build import build_report
-from .sample import generate_sample
-from .score import score_embeddings
-from .session import LakeSession, open_session
-from .subsets import build_subsets
+from ..aesthetic.bucket_embeddings import build_aesthetic_embeddings, export_aesthetic_embeddings
+from ..aesthetic.distribution import build_score_distribution, format_distribution
+from ..aesthetic.heads import HeadNotFoundError, load_head, resolve_head
+from ..aesthetic.scoring import score_embeddings
+from ..engine.factory import LakeSession, open_session
+from ..ingest.job import join_tags
+from ..kv.build import build_kv
+from ..lake.collections import COLLECTIONS
+from ..report.build import build_report
+from ..sample import generate_sample
+from ..subsets.build import build_subsets
 
 #: The published head the demo prefers.
 DEMO_HEAD = "laion-v1-l14"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..pipeline_config import PipelineConfig, load_pipeline_config
-from ..session import LakeSession
+from ..engine.factory import LakeSession
+from ..pipeline.config import PipelineConfig, load_pipeline_config
 from .charts import distribution_chart, funnel_chart
 from .data import JOINED_STAGE, SAFETY_STAGE, ReportData, gather_report_data
 from .html import render_report

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..distribution import UNIT_BUCKETS
+from ..aesthetic.distribution import UNIT_BUCKETS
 from ..sample.distribution import PUBLISHED_2B_EN
 
 #: Colours per series, picked in order (colour-blind friendly).

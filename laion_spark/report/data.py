@@ -9,11 +9,11 @@ import pandas as pd
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from ..distribution import BUCKETS, bucket_order, read_score_distribution, score_distribution
-from ..lake import lake_table, read_table, table_exists
-from ..pipeline_config import PipelineConfig
-from ..session import LakeSession
-from ..subsets import subset_counts
+from ..aesthetic.distribution import BUCKETS, bucket_order, read_score_distribution, score_distribution
+from ..engine.factory import LakeSession
+from ..lake.tables import lake_table, read_table, table_exists
+from ..pipeline.config import PipelineConfig
+from ..subsets.build import subset_counts
 
 #: The stages of the subset funnel before the subsets themselves.
 JOINED_STAGE, SAFETY_STAGE = "joined", "passed safety"
@@ -109,11 +109,15 @@ def _samples(lake: LakeSession, lake_dir: str | Path, per_bucket: int, seed: int
 
 
 def latest_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The newest run of each ``(job, collection)``, one row per metric, ordered by when it finished."""
+    """The newest run of each ``(job, collection, target)``, one row per metric, ordered by when it finished.
+
+    Runs recorded before ``target`` existed have it empty.
+    """
     if runs.empty:
         return runs
+    runs = runs.assign(target=runs["target"].fillna("") if "target" in runs else "")
     finished = runs.groupby("run_id")["finished_at"].max()
     runs = runs.assign(run_finished=runs["run_id"].map(finished))
-    newest = runs.groupby(["job", "collection"])["run_finished"].transform("max")
+    newest = runs.groupby(["job", "collection", "target"])["run_finished"].transform("max")
     latest = runs[runs["run_finished"] == newest]
     return latest.sort_values(["run_finished", "job", "collection"], kind="stable", ignore_index=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..distribution import BUCKETS, UNIT_BUCKETS, laion_form
+from ..aesthetic.distribution import BUCKETS, UNIT_BUCKETS, laion_form
 from .data import ReportData
 
 _CSS = """
@@ -220,8 +220,8 @@ def _runs_section(data: ReportData) -> str:
     if data.runs is None or data.runs.empty:
         return ""
     rows = []
-    for (_run_id, job, collection, engine), group in data.runs.groupby(
-        ["run_id", "job", "collection", "engine"], sort=False
+    for (_run_id, job, collection, target, engine), group in data.runs.groupby(
+        ["run_id", "job", "collection", "target", "engine"], sort=False, dropna=False
     ):
         finished = pd.Timestamp(group["finished_at"].max()).strftime("%Y-%m-%d %H:%M:%S UTC")
         metrics = "".join(
@@ -229,8 +229,15 @@ def _runs_section(data: ReportData) -> str:
             for m, v in zip(group["metric"], group["value"], strict=True)
         )
         metrics = f'<ul class="metrics">{metrics}</ul>'
-        rows.append([_e(job), _e(collection), _e(engine), _e(finished), metrics])
-    headers = [("job", False), ("collection", False), ("engine", False), ("finished", False), ("counts", False)]
+        rows.append([_e(job), _e(collection), _e(target), _e(engine), _e(finished), metrics])
+    headers = [
+        ("job", False),
+        ("collection", False),
+        ("wrote", False),
+        ("engine", False),
+        ("finished", False),
+        ("counts", False),
+    ]
     return "<h2>Run summary</h2><p class='muted'>Latest run of each job from <code>runs</code>.</p>" + _table(
         headers, rows
     )

@@ -1,18 +1,33 @@
-"""Deterministic LAION-shaped sample data: raw metadata, tag tables, embedding shards, webdataset tars."""
+"""Deterministic LAION-shaped sample data: raw metadata, tag tables, embedding shards, webdataset tars.
 
-from .distribution import PUBLISHED_2B_EN, UNIT_BUCKETS, bucket_counts, published_proportions
-from .embeddings import EMBEDDING_METADATA_SCHEMA
-from .generator import MANIFEST, MIN_ROWS, generate_sample
-from .tags import TAG_SCHEMAS
+Reads no lake table; writes files only (``metadata/``, ``tags/``, ``embeddings/``,
+``webdataset/``, ``heads/`` and the ``sample.json`` manifest under the chosen folder).
+"""
+
+from .._lazy import lazy_exports
 
 __all__ = [
+    "DEFAULT_SHARDS",
     "EMBEDDING_METADATA_SCHEMA",
     "MANIFEST",
     "MIN_ROWS",
     "PUBLISHED_2B_EN",
     "TAG_SCHEMAS",
     "UNIT_BUCKETS",
+    "SampleError",
     "bucket_counts",
     "generate_sample",
     "published_proportions",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".distribution": ["PUBLISHED_2B_EN", "UNIT_BUCKETS", "bucket_counts", "published_proportions"],
+        ".embeddings": ["EMBEDDING_METADATA_SCHEMA"],
+        ".generator": ["MANIFEST", "generate_sample"],
+        ".params": ["DEFAULT_SHARDS", "MIN_ROWS", "SampleError"],
+        ".tags": ["TAG_SCHEMAS"],
+    },
+    __all__,
+)

@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..heads import Head, load_head, save_linear_head
+from ..aesthetic.heads import Head, load_head, save_linear_head
 from .distribution import draw_target_scores
 from .metadata import CollectionMetadata
+from .params import SampleError
 from .seeding import stream
 
 #: Width of ViT-L/14 image embeddings, which the synthetic head scores.
@@ -78,8 +79,8 @@ def embeddings_for_scores(rng: np.random.Generator, head: Head, targets: np.ndar
     w_hat = head.weight / norm
     along = (np.asarray(targets, dtype=np.float64) - head.bias) / norm
     if len(along) and np.abs(along).max() >= 1.0:
-        raise ValueError(
-            f"head {head.name} (weight norm {norm:.3g}, bias {head.bias:.3g}) cannot reach scores "
+        raise SampleError(
+            f"--head {head.name}: (weight norm {norm:.3g}, bias {head.bias:.3g}) cannot reach scores "
             f"{targets.min():.2f}..{targets.max():.2f} with unit embeddings"
         )
     mean_dir, topics = _basis(rng, w_hat)
@@ -114,7 +115,7 @@ def write_embeddings(seed: int, meta: CollectionMetadata, head: Head, folder: Pa
     """Write ``img_emb/img_emb_XXXX.npy`` + ``metadata/metadata_XXXX.parquet`` shards for the collection."""
     rows = select_embedded_rows(seed, meta)
     if shards < 1 or shards > len(rows):
-        raise ValueError(f"{meta.collection}: cannot split {len(rows)} embedded rows into {shards} shards")
+        raise SampleError(f"--shards {shards}: cannot split {meta.collection}'s {len(rows)} embedded rows into so many")
     targets = draw_target_scores(stream(seed, meta.collection, "target-scores"), len(rows))
     table = meta.table.take(pa.array(rows))
     keys = pc.utf8_lpad(pc.cast(pa.array(np.arange(len(rows))), pa.string()), 9, "0")

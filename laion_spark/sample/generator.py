@@ -11,16 +11,15 @@ import numpy as np
 import pyarrow.compute as pc
 
 from .. import __version__
-from ..collections import COLLECTIONS
-from ..heads import Head, load_head, resolve_head
+from ..aesthetic.heads import Head, load_head, resolve_head
+from ..lake.collections import COLLECTIONS
 from .distribution import bucket_counts, quota_counts
 from .embeddings import EmbeddedRows, synthetic_head, write_embeddings
 from .metadata import CollectionMetadata, generate_metadata, write_metadata
+from .params import DEFAULT_SHARDS, MIN_ROWS, SampleError
 from .tags import build_tags, write_tags
 from .webdataset import SAMPLES_PER_TAR, WEBDATASET_TARS, WebdatasetSample, write_webdataset
 
-#: Fewest metadata rows per collection a sample may have.
-MIN_ROWS = 100
 MANIFEST = "sample.json"
 SYNTHETIC_HEAD = Path("heads") / "synthetic-l14.pth"
 _OUTPUTS = (MANIFEST, "metadata", "tags", "embeddings", "webdataset", "heads")
@@ -29,12 +28,12 @@ _OUTPUTS = (MANIFEST, "metadata", "tags", "embeddings", "webdataset", "heads")
 def _prepare(out: Path, overwrite: bool) -> None:
     """Make ``out`` ready: absent or empty, or (with ``overwrite``) a previous sample whose files go."""
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} exists and is not a folder")
+        raise SampleError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out} is not empty; choose a new folder")
+            raise SampleError(f"--out {out}: is not empty; choose a new folder or pass --overwrite")
         if not (out / MANIFEST).is_file():
-            raise FileExistsError(f"{out} is not empty and holds no {MANIFEST}: refusing to overwrite it")
+            raise SampleError(f"--out {out}: is not empty and holds no {MANIFEST}: refusing to overwrite it")
         for name in _OUTPUTS:
             target = out / name
             if target.is_dir():
@@ -107,7 +106,12 @@ def _collection(
 
 
 def generate_sample(
-    out: str | Path, rows: int, seed: int, head: str | Path | None = None, shards: int = 4, overwrite: bool = False
+    out: str | Path,
+    rows: int,
+    seed: int,
+    head: str | Path | None = None,
+    shards: int = DEFAULT_SHARDS,
+    overwrite: bool = False,
 ) -> dict[str, object]:
     """Write a deterministic LAION-shaped sample under ``out`` and return its manifest.
 
@@ -117,11 +121,11 @@ def generate_sample(
     ``overwrite`` replaces a previous sample in ``out``.
     """
     if rows < MIN_ROWS:
-        raise ValueError(f"rows must be at least {MIN_ROWS}, got {rows}")
+        raise SampleError(f"--rows must be at least {MIN_ROWS}, got {rows}")
     if shards < 1:
-        raise ValueError(f"shards must be at least 1, got {shards}")
+        raise SampleError(f"--shards must be at least 1, got {shards}")
     if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+        raise SampleError(f"--seed must be non-negative, got {seed}")
     out = Path(out)
     if head is not None:  # load a given head before touching ``out``: a bad head leaves nothing behind
         loaded = load_head(head)

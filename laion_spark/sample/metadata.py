@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..collections import raw_schema
-from ..hashing import laion_hash
+from ..lake.collections import raw_schema
+from ..lake.hashing import laion_hash
 from . import vocabulary as vocab
 from .seeding import seeded_uuid, stream
 

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..collections import TAG_VALUE_COLUMNS
-from ..hashing import laion_hash
+from ..lake.collections import TAG_VALUE_COLUMNS
+from ..lake.hashing import laion_hash
 from .seeding import stream
 
 #: Schema of each tag table, by tag name.

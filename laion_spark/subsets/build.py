@@ -33,11 +33,14 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from .lake import lake_table, read_table, table_exists, table_path, write_table
-from .pipeline_config import PipelineConfig, SafetyConfig, SubsetSpec, load_pipeline_config
-from .runs import RunSummary, record_run
-from .session import LakeSession
+from ..engine.factory import LakeSession
+from ..errors import InputError
+from ..lake.columns import require_columns
+from ..lake.runs import RunSummary, record_run
+from ..lake.tables import is_local, lake_table, read_table, table_exists, table_path, write_table
+from ..pipeline.config import PipelineConfig, SafetyConfig, SubsetSpec, load_pipeline_config
 
+JOB = "subsets"
 #: LAION's subset column order (``improved_aesthetics_*``), then ``collection``.
 SUBSET_COLUMNS = (
     "URL",
@@ -51,12 +54,25 @@ SUBSET_COLUMNS = (
     "hash",
     "collection",
 )
+#: Columns of ``joined`` the subsets read, and their kinds.
+JOINED_COLUMNS = {
+    "URL": "string",
+    "TEXT": "string",
+    "WIDTH": "integer",
+    "HEIGHT": "integer",
+    "similarity": "floating",
+    "punsafe": "floating",
+    "pwatermark": "floating",
+    "aesthetic": "floating",
+    "hash": "integer",
+    "collection": "string",
+}
 #: Safety outcome of a ``joined`` row, one of these three.
 PASSED, FAILED_SAFETY, FAILED_NULL_TAGS = "passed", "failed_safety", "failed_null_tags"
 _SHUFFLE_KEY = "_shuffle_key"
 
 
-class SubsetError(ValueError):
+class SubsetError(InputError):
     """A subset cannot be built as configured (bad column, incompatible existing table)."""
 
 
@@ -157,16 +173,28 @@ def _sort_by_shuffle_key(columns: list[str]):
 
 
 def build_subsets(lake: LakeSession, lake_dir: str | Path, config: PipelineConfig | None = None) -> list[RunSummary]:
-    """Write ``<lake_dir>/subset_<name>`` for every configured subset and record one run summary each."""
+    """Write ``<lake_dir>/subset_<name>`` for every configured subset and record one run summary each.
+
+    Every subset is planned and checked (``joined``'s columns, extra columns, an
+    existing table's columns) before the first table is written, so a
+    :class:`SubsetError` or :class:`~laion_spark.lake.TableError` leaves the lake as it was.
+    """
     config = config or load_pipeline_config()
-    joined = read_table(lake, lake_table(lake_dir, "joined"))
-    counts = subset_counts(joined, config)
-    summaries = []
+    joined_path = lake_table(lake_dir, "joined")
+    joined = read_table(lake, joined_path)
+    require_columns(joined.schema, JOINED_COLUMNS, joined_path)
+    planned = []
     for spec in config.subsets:
-        summary = RunSummary(job=spec.table, collection=",".join(spec.collections) if spec.collections else "*")
         path = lake_table(lake_dir, spec.table)
         frame = subset_frame(joined, spec, config)
         _check_schema_unchanged(lake, path, frame)
+        planned.append((spec, path, frame))
+    counts = subset_counts(joined, config)
+    summaries = []
+    for spec, path, frame in planned:
+        summary = RunSummary(
+            job=JOB, collection=",".join(spec.collections) if spec.collections else "*", target=spec.table
+        )
         write_table(lake, frame, path, mode="overwrite")
         scope = counts[counts["collection"].isin(spec.collections)] if spec.collections else counts
         total = {name: int(scope[name].sum()) for name in counts.columns if name != "collection"}
@@ -206,7 +234,7 @@ def written_files(lake: LakeSession, path: str | Path) -> int | None:
     ``None`` for tables outside the local file system.
     """
     text = table_path(path)
-    if "://" in text or text.startswith("dbfs:"):
+    if not is_local(text):
         return None
     folder = Path(text)
     if lake.table_format == "parquet":

@@ -12,15 +12,15 @@ import pytest
 from conftest import run_cli
 from deltalake import DeltaTable
 
-from laion_spark.aesthetic_embeddings import (
+from laion_spark.aesthetic.bucket_embeddings import (
     bucket_sums,
     build_aesthetic_embeddings,
     compute_aesthetic_embeddings,
     export_aesthetic_embeddings,
     guide,
 )
-from laion_spark.heads import Head, save_linear_head
-from laion_spark.shards import ShardLayoutError
+from laion_spark.aesthetic.heads import Head, save_linear_head
+from laion_spark.aesthetic.shards import ShardLayoutError
 
 DIM = 768
 BIAS = 0.05

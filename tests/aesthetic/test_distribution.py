@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli
 from deltalake import DeltaTable
 
-from laion_spark.distribution import (
+from laion_spark.aesthetic.distribution import (
     BUCKETS,
     build_score_distribution,
     choose_unit,
@@ -16,7 +16,7 @@ from laion_spark.distribution import (
     laion_form,
     read_score_distribution,
 )
-from laion_spark.lake import write_table
+from laion_spark.lake.tables import write_table
 from laion_spark.sample.distribution import PUBLISHED_2B_EN
 
 TAGS_SCHEMA = pa.schema(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from laion_spark.heads import (
+from laion_spark.aesthetic.heads import (
     HEADS,
     HeadFormatError,
     HeadNotFoundError,

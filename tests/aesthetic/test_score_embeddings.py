@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -25,11 +24,11 @@ from conftest import run_cli
 from torch import nn
 from typer.testing import CliRunner
 
-from laion_spark.cli import app
-from laion_spark.commands import score_embeddings as score_command
-from laion_spark.heads import save_linear_head
-from laion_spark.score import REJECTED_TABLE, TAGS_TABLE, score_embeddings
-from laion_spark.session import LakeSession
+from laion_spark.aesthetic.heads import save_linear_head
+from laion_spark.aesthetic.scoring import REJECTED_TABLE, TAGS_TABLE, score_embeddings
+from laion_spark.aesthetic.shards import ShardLayoutError
+from laion_spark.cli.app import app
+from laion_spark.engine.factory import LakeSession
 
 DIM = 768
 COLLECTION = "laion2B-en"
@@ -136,13 +135,24 @@ def test_nan_and_zero_rows_are_quarantined_and_rows_add_up(sail: LakeSession, tm
     assert m["rows_in"] == m["rows_skipped"] + m["rows_scored"] + m["rows_rejected"] + m["rows_refused"]
 
 
-def test_row_count_mismatch_refuses_the_shard_and_scores_the_others(
+def test_row_count_mismatch_refuses_the_run_before_anything_is_written(
     sail: LakeSession, tmp_path: Path, head_file: Path
 ) -> None:
     shards = make_shards(tmp_path / COLLECTION, [200, 200, 200])
     short = pq.read_table(shards / "metadata" / "metadata_0001.parquet").slice(0, 199)
     pq.write_table(short, shards / "metadata" / "metadata_0001.parquet")
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    with pytest.raises(ShardLayoutError, match=r"1 of 3 shard\(s\) refused, first shard 1 .* has 199"):
+        score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    assert not (tmp_path / "lake").exists()
+
+
+def test_row_count_mismatch_with_skip_refused_scores_the_others(
+    sail: LakeSession, tmp_path: Path, head_file: Path
+) -> None:
+    shards = make_shards(tmp_path / COLLECTION, [200, 200, 200])
+    short = pq.read_table(shards / "metadata" / "metadata_0001.parquet").slice(0, 199)
+    pq.write_table(short, shards / "metadata" / "metadata_0001.parquet")
+    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
 
     assert [(r.index, r.reason) for r in summary.refused] == [
         (1, "img_emb_0001.npy has 200 rows but metadata_0001.parquet has 199")
@@ -153,7 +163,7 @@ def test_row_count_mismatch_refuses_the_shard_and_scores_the_others(
 
 def test_wrong_embedding_width_refuses_the_shard(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
     shards = make_shards(tmp_path / COLLECTION, [100], dim=512)
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
     assert [r.reason for r in summary.refused] == ["embedding width 512 does not match the head's 768"]
     assert summary.metrics["rows_scored"] == 0
 
@@ -162,7 +172,7 @@ def test_metadata_without_caption_refuses_the_shard(sail: LakeSession, tmp_path:
     shards = make_shards(tmp_path / COLLECTION, [100])
     path = shards / "metadata" / "metadata_0000.parquet"
     pq.write_table(pq.read_table(path).drop_columns(["caption"]), path)
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
     assert [r.reason for r in summary.refused] == ["metadata_0000.parquet lacks column(s) caption"]
 
 
@@ -205,7 +215,9 @@ def test_shard_changed_since_scored_is_refused_not_mixed(sail: LakeSession, tmp_
     make_shards(tmp_path / "bigger", [120, 130])
     for sub, name in (("img_emb", "img_emb_0001.npy"), ("metadata", "metadata_0001.parquet")):
         (tmp_path / "bigger" / sub / name).replace(shards / sub / name)
-    again = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    with pytest.raises(ShardLayoutError, match="rerun with --overwrite"):
+        score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    again = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
 
     assert [r.index for r in again.refused] == [1]
     assert "rerun with --overwrite" in again.refused[0].reason
@@ -267,25 +279,34 @@ def test_resume_after_sigkill_scores_each_shard_once(tmp_path: Path, head_file: 
     assert re.search(rf"shards_skipped\s+{committed}\n", rerun.stdout), rerun.stdout
 
 
-def test_cli_names_refused_shard_and_exits_nonzero(
-    sail: LakeSession, tmp_path: Path, head_file: Path, monkeypatch: pytest.MonkeyPatch
+def test_cli_refuses_a_run_with_a_bad_shard_before_writing_anything(
+    cli_on_sail: None, tmp_path: Path, head_file: Path
 ) -> None:
-    monkeypatch.setattr(score_command, "open_cli_session", lambda *options: contextlib.nullcontext(sail))
     shards = make_shards(tmp_path / COLLECTION, [50, 50])
     np.save(shards / "img_emb" / "img_emb_0001.npy", np.zeros((50, 512), np.float16))
-    result = CliRunner().invoke(
-        app,
-        ["score-embeddings", "--embeddings", str(shards), "--head", str(head_file), "--lake", str(tmp_path / "lake")],
-    )
-    assert result.exit_code == 1
+    args = ["score-embeddings", "--embeddings", str(shards), "--head", str(head_file), "--lake", str(tmp_path / "lake")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "shard 1" in result.stderr and "width 512" in result.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+def test_cli_skip_refused_scores_the_good_shards_and_counts_the_refused(
+    cli_on_sail: None, tmp_path: Path, head_file: Path
+) -> None:
+    shards = make_shards(tmp_path / COLLECTION, [50, 40])
+    np.save(shards / "img_emb" / "img_emb_0001.npy", np.zeros((40, 512), np.float16))
+    args = ["score-embeddings", "--embeddings", str(shards), "--head", str(head_file), "--lake", str(tmp_path / "lake")]
+    result = CliRunner().invoke(app, [*args, "--skip-refused"])
+    assert result.exit_code == 0, result.output
     assert "refused shard 1" in result.stderr and "width 512" in result.stderr
+    assert re.search(r"rows_refused\s+40\n", result.stdout) and re.search(r"rows_scored\s+50\n", result.stdout)
     assert read_delta(tmp_path / "lake" / TAGS_TABLE)["shard"].unique().tolist() == [0]
 
 
 def test_cli_reports_missing_head_with_where_to_put_it(
-    sail: LakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli_on_sail: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(score_command, "open_cli_session", lambda *options: contextlib.nullcontext(sail))
     monkeypatch.setenv("LAION_SPARK_CACHE", str(tmp_path / "cache"))
     shards = make_shards(tmp_path / COLLECTION, [10])
     result = CliRunner().invoke(

@@ -8,10 +8,16 @@ import deltalake
 import pytest
 from conftest import run_cli
 
-from laion_spark import session as session_mod
-from laion_spark.commands.doctor import check_engine
-from laion_spark.lake import read_table, table_exists, write_table
-from laion_spark.session import DELTA_MAVEN_COORDINATE, EngineError, open_session, read_profile, resolve_conf
+from laion_spark.engine import (
+    DELTA_MAVEN_COORDINATE,
+    EngineError,
+    check_engine,
+    open_session,
+    read_profile,
+    resolve_conf,
+)
+from laion_spark.engine import factory as session_mod
+from laion_spark.lake.tables import read_table, table_exists, write_table
 
 
 def test_dataframe_and_table_round_trip_is_equal_on_sail_and_local(sail, tmp_path):

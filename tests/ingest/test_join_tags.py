@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, run_cli
 
-from laion_spark.collections import COLLECTIONS, JOINED_SCHEMA, raw_schema
-from laion_spark.join import JoinInputError, join_tags, plan_join
-from laion_spark.lake import write_table
+from laion_spark.ingest import JoinInputError, join_tags, plan_join
+from laion_spark.lake.collections import COLLECTIONS, JOINED_SCHEMA, raw_schema
+from laion_spark.lake.tables import write_table
 
 CAPTIONS = ["a red car", "Crème brûlée", "日本語のキャプション", "русский текст", "party 🎉🥳", ""]
 

@@ -16,11 +16,11 @@ from pyspark.sql import functions as F
 from static_ondisk_kv import OnDiskKV, parquet_to_file
 from typer.testing import CliRunner
 
-from laion_spark.cli import app
-from laion_spark.kv import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
-from laion_spark.kv_build import KVBuildError, _range_bounds, _range_writer, build_kv
-from laion_spark.lake import read_table, write_table
-from laion_spark.session import LakeSession
+from laion_spark.cli.app import app
+from laion_spark.engine.factory import LakeSession
+from laion_spark.kv.build import KVBuildError, _range_bounds, _range_writer, build_kv
+from laion_spark.kv.reader import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
+from laion_spark.lake.tables import read_table, write_table
 
 # LAION's usage-guide example (DESIGN.md section 2).
 EXAMPLE_URL = (
@@ -299,8 +299,12 @@ def test_bad_files_are_refused_by_the_reader_and_by_kv_verify(
     with pytest.raises(KVFormatError, match=message):
         KV(path)
     got = CliRunner().invoke(app, ["kv-verify", str(path)])
-    assert got.exit_code == 1
-    assert "error:" in got.output and message.replace("\\", "").split(":")[0] in got.output
+    assert got.exit_code == 2
+    assert (
+        got.stderr.startswith("error:")
+        and got.stderr.count("\n") == 1
+        and message.replace("\\", "").split(":")[0] in got.output
+    )
 
 
 def test_open_checks_a_sample_of_large_files_and_verify_checks_every_record(tmp_path: Path) -> None:
@@ -321,7 +325,7 @@ def test_kv_verify_accepts_a_good_file_and_refuses_the_wrong_value_format(tmp_pa
     ok = CliRunner().invoke(app, ["kv-verify", str(path)])
     assert ok.exit_code == 0 and "OK, 5 records of 10 bytes" in ok.output
     wrong_format = CliRunner().invoke(app, ["kv-verify", str(path), "--value-format", "ee"])
-    assert wrong_format.exit_code == 1
+    assert wrong_format.exit_code == 2
     assert "size 50 bytes is not a multiple of the 12-byte record" in wrong_format.output
 
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from laion_spark import kv_records
-from laion_spark.kv_records import ValueOverflowError, write_records
+from laion_spark.kv import records as kv_records
+from laion_spark.kv.records import ValueOverflowError, write_records
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 FLOAT32 = st.floats(width=32, allow_nan=True, allow_infinity=True)

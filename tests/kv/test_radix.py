@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from laion_spark import radix
-from laion_spark.radix import key_order
+from laion_spark.kv import radix
+from laion_spark.kv.radix import key_order
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 #: Full-range keys, and keys sharing their high bytes (the radix passes over those digits are skipped).

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from laion_spark.hashing import laion_hash
+from laion_spark.lake.hashing import laion_hash
 
 LAION_EXAMPLE_URL = (
     "http://1.bp.blogspot.com/-4nSga1sbduI/UDT3Q1H9dzI/AAAAAAAABWE/O7_lyFGjmU0/s1600/"

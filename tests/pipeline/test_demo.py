@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from laion_spark.collections import COLLECTIONS
-from laion_spark.demo import choose_head, run_demo
-from laion_spark.kv import KV
+from laion_spark.kv.reader import KV
+from laion_spark.lake.collections import COLLECTIONS
+from laion_spark.pipeline.demo import choose_head, run_demo
 
 ROWS = 400
 

@@ -12,16 +12,16 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from conftest import run_cli
+from lake_builders import make_joined, write_joined
 from PIL import Image
-from test_subsets import make_joined, write_joined
 
-from laion_spark.collections import JOINED_SCHEMA
-from laion_spark.distribution import build_score_distribution
-from laion_spark.lake import write_table
-from laion_spark.pipeline_config import PipelineConfig, SafetyConfig, SubsetSpec
+from laion_spark.aesthetic.distribution import build_score_distribution
+from laion_spark.lake.collections import JOINED_SCHEMA
+from laion_spark.lake.tables import write_table
+from laion_spark.pipeline.config import PipelineConfig, SafetyConfig, SubsetSpec
 from laion_spark.report import build_report
 from laion_spark.report.data import gather_report_data, latest_runs
-from laion_spark.subsets import build_subsets
+from laion_spark.subsets.build import build_subsets
 
 CHROMIUM = Path("/usr/bin/chromium")
 CONFIG = PipelineConfig(

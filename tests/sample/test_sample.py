@@ -17,19 +17,20 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from laion_spark.cli import app
-from laion_spark.collections import COLLECTIONS, raw_schema
-from laion_spark.heads import load_head
+from laion_spark.aesthetic.heads import load_head
+from laion_spark.aesthetic.shards import discover_shards
+from laion_spark.cli.app import app
+from laion_spark.lake.collections import COLLECTIONS, raw_schema
 from laion_spark.sample import (
     EMBEDDING_METADATA_SCHEMA,
     PUBLISHED_2B_EN,
     TAG_SCHEMAS,
+    SampleError,
     bucket_counts,
     generate_sample,
     published_proportions,
 )
 from laion_spark.sample.distribution import bucket_quotas
-from laion_spark.shards import discover_shards
 
 ROWS = 20_000
 _PART = re.compile(
@@ -302,7 +303,7 @@ def test_webdataset_images_decode_except_the_one_corrupt_jpeg(sample: tuple[Path
 
 def test_refuses_a_non_empty_folder_that_is_not_a_sample(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(SampleError, match="not empty"):
         generate_sample(tmp_path, 200, seed=1, overwrite=True)
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
@@ -328,7 +329,7 @@ def test_cli_writes_a_sample_and_prints_where(tmp_path: Path) -> None:
 def test_cli_rejects_fewer_than_100_rows(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["sample", "--out", str(tmp_path / "s"), "--rows", "99"])
     assert result.exit_code == 2
-    assert "--rows" in result.output and "at least 100" in result.output
+    assert "--rows" in result.stderr and "greater than or equal to 100" in result.stderr, result.stderr
     assert not (tmp_path / "s").exists()
 
 
@@ -337,5 +338,5 @@ def test_cli_rejects_an_unreadable_head(tmp_path: Path) -> None:
     bad.write_bytes(b"not a torch file")
     result = CliRunner().invoke(app, ["sample", "--out", str(tmp_path / "s"), "--rows", "100", "--head", str(bad)])
     assert result.exit_code == 2
-    assert "--head" in result.output and "head.pth" in result.output
+    assert result.stderr.count("\n") == 1 and f"{bad}: not a readable torch state dict" in result.stderr
     assert not (tmp_path / "s").exists()

@@ -1,0 +1,65 @@
+"""Aesthetic scoring with LAION's heads: heads, embedding shards, scoring, distributions, bucket embeddings.
+
+Reads: parquet_npy embedding shards (``img_emb/*.npy`` + ``metadata/*.parquet``),
+head files, and the lake table ``aesthetic_tags`` (for ``stats``).
+Writes: ``aesthetic_tags`` and ``aesthetic_tags_rejected`` (``score_embeddings``),
+``score_distribution`` (``build_score_distribution``), ``aesthetic_embeddings``
+(``build_aesthetic_embeddings``) and LAION's ``rating{N}.npy`` files
+(``export_aesthetic_embeddings``); every job appends its run to ``runs``.
+"""
+
+from .._lazy import lazy_exports
+
+__all__ = [
+    "BUCKETS",
+    "HEADS",
+    "REJECTED_TABLE",
+    "SHARDS_PER_COMMIT",
+    "TAGS_TABLE",
+    "Head",
+    "HeadFormatError",
+    "HeadNotFoundError",
+    "RefusedShard",
+    "ScoreSummary",
+    "Shard",
+    "ShardLayoutError",
+    "build_aesthetic_embeddings",
+    "build_score_distribution",
+    "compute_aesthetic_embeddings",
+    "discover_shards",
+    "export_aesthetic_embeddings",
+    "format_distribution",
+    "guide",
+    "laion_form",
+    "load_head",
+    "read_score_distribution",
+    "resolve_head",
+    "save_linear_head",
+    "score_distribution",
+    "score_embeddings",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".params": ["HEADS", "SHARDS_PER_COMMIT"],
+        ".heads": ["Head", "HeadFormatError", "HeadNotFoundError", "load_head", "resolve_head", "save_linear_head"],
+        ".shards": ["Shard", "ShardLayoutError", "discover_shards"],
+        ".scoring": ["REJECTED_TABLE", "TAGS_TABLE", "RefusedShard", "ScoreSummary", "score_embeddings"],
+        ".distribution": [
+            "BUCKETS",
+            "build_score_distribution",
+            "format_distribution",
+            "laion_form",
+            "read_score_distribution",
+            "score_distribution",
+        ],
+        ".bucket_embeddings": [
+            "build_aesthetic_embeddings",
+            "compute_aesthetic_embeddings",
+            "export_aesthetic_embeddings",
+            "guide",
+        ],
+    },
+    __all__,
+)

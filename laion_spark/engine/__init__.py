@@ -1,0 +1,35 @@
+"""The engine a job runs on: the one session factory, Spark profiles and the doctor's check.
+
+Reads and writes no lake table (``doctor`` round-trips a scratch table of its own).
+Only :func:`open_session` decides which engine sits behind a
+:class:`LakeSession`: ``sail`` (in-process LakeSail, the default), ``local``
+(classic ``local[*]``), ``remote`` (``sc://``) or ``active`` (spark-submit,
+Databricks). Nothing here imports pyspark until a name is used.
+"""
+
+from .._lazy import lazy_exports
+
+__all__ = [
+    "DELTA_MAVEN_COORDINATE",
+    "ENGINES",
+    "TABLE_FORMATS",
+    "EngineError",
+    "LakeSession",
+    "check_engine",
+    "conf_dir",
+    "open_session",
+    "read_profile",
+    "resolve_conf",
+    "session",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".factory": ["DELTA_MAVEN_COORDINATE", "LakeSession", "open_session", "session"],
+        ".names": ["ENGINES", "TABLE_FORMATS"],
+        ".profiles": ["EngineError", "conf_dir", "read_profile", "resolve_conf"],
+        ".doctor": ["check_engine"],
+    },
+    __all__,
+)

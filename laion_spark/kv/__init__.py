@@ -1,0 +1,43 @@
+"""LAION's on-disk ``hash -> values`` KV (the ``static_ondisk_kv`` format): file format and reader, build.
+
+Reads: any lake table or parquet with an integer key column and numeric value
+columns (``aesthetic_tags``, ``joined`` ...). Writes: a KV file (not a table),
+and, when given a lake, the run to ``runs``. Modules: :mod:`.reader` (record
+layout, memory-mapped reader), :mod:`.build` (the Spark build), :mod:`.records`
+(compiled record packing), :mod:`.radix` (key ordering).
+"""
+
+from .._lazy import lazy_exports
+
+__all__ = [
+    "DEFAULT_MAX_ROWS_PER_RANGE",
+    "KV",
+    "ON_DUPLICATE",
+    "VALUE_CODES",
+    "KVBuildError",
+    "KVBuildResult",
+    "KVFormatError",
+    "KVInvariantError",
+    "KVNotFoundError",
+    "ValueOverflowError",
+    "build_kv",
+    "laion_key",
+    "record_dtype",
+    "write_records",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".reader": ["KV", "VALUE_CODES", "KVFormatError", "KVNotFoundError", "laion_key", "record_dtype"],
+        ".params": ["DEFAULT_MAX_ROWS_PER_RANGE", "ON_DUPLICATE"],
+        ".build": [
+            "KVBuildError",
+            "KVBuildResult",
+            "KVInvariantError",
+            "build_kv",
+        ],
+        ".records": ["ValueOverflowError", "write_records"],
+    },
+    __all__,
+)

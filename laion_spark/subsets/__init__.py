@@ -1,0 +1,34 @@
+"""LAION-Aesthetics subsets: LAION's safety filter, then one table per aesthetic threshold.
+
+Reads: ``joined``. Writes: one ``subset_<name>`` table per subset of the
+pipeline config (``laion_art``, ``laion_aesthetic``, ``aesthetics_6plus`` ...),
+and one run per subset (job ``subsets``, target the subset's table) to ``runs``.
+"""
+
+from .._lazy import lazy_exports
+
+__all__ = [
+    "SUBSET_COLUMNS",
+    "SubsetError",
+    "build_subsets",
+    "passes_threshold",
+    "safety_outcome",
+    "subset_counts",
+    "subset_frame",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".build": [
+            "SUBSET_COLUMNS",
+            "SubsetError",
+            "build_subsets",
+            "passes_threshold",
+            "safety_outcome",
+            "subset_counts",
+            "subset_frame",
+        ]
+    },
+    __all__,
+)
