@@ -1,11 +1,14 @@
 // JVM side of laion-spark, for classic Spark clusters (Sail and Databricks need none of it):
-//   gradle sparkJars   -> build/jars/: Delta Lake (+ delta-storage) for spark-submit --jars
-//   gradle rapidsJar   -> build/jars/: the RAPIDS Accelerator, for conf/rapids.conf
-//   gradle pyFiles     -> build/dist/laion_spark.zip for spark-submit --py-files
+//   gradle sparkJars   -> build/jars/: Delta Lake (delta-spark + delta-storage) and hadoop-aws,
+//                         for spark-submit --jars or `laion-spark ... --engine local --delta-jars build/jars`
+//   gradle rapidsJar   -> build/jars/: the RAPIDS Accelerator (CUDA classifier), for conf/rapids.conf
+//   gradle pyFiles     -> build/dist/laion_spark.zip for spark-submit --py-files (package + conf/)
 //   gradle submitArgs  -> prints the --jars / --py-files arguments for spark-submit
 //
-// The Delta coordinate is pinned once, in laion_spark/session.py (DELTA_MAVEN_COORDINATE);
-// this build reads it from there so the Python engine factory and the cluster jars never drift.
+// Every version is pinned once, in laion_spark/engine/jars.properties, which the Python engine
+// factory reads too (tests/engine/test_jars.py checks that this build and Python agree).
+
+import java.util.Properties
 
 plugins {
     base
@@ -15,37 +18,36 @@ repositories {
     mavenCentral()
 }
 
-val deltaCoordinate: String =
-    Regex("""DELTA_MAVEN_COORDINATE = "([^"]+)"""")
-        .find(file("laion_spark/session.py").readText())
-        ?.groupValues
-        ?.get(1)
-        ?: throw GradleException("DELTA_MAVEN_COORDINATE not found in laion_spark/session.py")
-val deltaVersion: String = deltaCoordinate.substringAfterLast(':')
-val rapidsVersion: String = providers.gradleProperty("rapidsVersion").getOrElse("25.10.0")
+val pinned =
+    Properties().apply {
+        file("laion_spark/engine/jars.properties").inputStream().use { load(it) }
+    }
+
+fun coordinate(key: String): String = pinned.getProperty(key) ?: throw GradleException("$key missing in jars.properties")
 
 // Spark itself (and Scala) come from the cluster: fetch only what it lacks.
 val sparkJarsClasspath: Configuration by configurations.creating { isTransitive = false }
 val rapidsClasspath: Configuration by configurations.creating { isTransitive = false }
 
 dependencies {
-    sparkJarsClasspath(deltaCoordinate)
-    sparkJarsClasspath("io.delta:delta-storage:$deltaVersion")
-    rapidsClasspath("com.nvidia:rapids-4-spark_2.13:$rapidsVersion")
+    sparkJarsClasspath(coordinate("delta.spark"))
+    sparkJarsClasspath(coordinate("delta.storage"))
+    sparkJarsClasspath(coordinate("hadoop.aws"))
+    rapidsClasspath("${coordinate("rapids")}:${coordinate("rapids.classifier")}")
 }
 
 val jarsDir = layout.buildDirectory.dir("jars")
 
 tasks.register<Copy>("sparkJars") {
     group = "laion-spark"
-    description = "Copies the Delta Lake jars ($deltaCoordinate) to build/jars."
+    description = "Copies the Delta Lake and hadoop-aws jars pinned in jars.properties to build/jars."
     from(sparkJarsClasspath)
     into(jarsDir)
 }
 
 tasks.register<Copy>("rapidsJar") {
     group = "laion-spark"
-    description = "Copies the RAPIDS Accelerator jar ($rapidsVersion) to build/jars."
+    description = "Copies the RAPIDS Accelerator jar pinned in jars.properties to build/jars."
     from(rapidsClasspath)
     into(jarsDir)
 }
@@ -53,11 +55,14 @@ tasks.register<Copy>("rapidsJar") {
 val pyFiles =
     tasks.register<Zip>("pyFiles") {
         group = "laion-spark"
-        description = "Zips the laion_spark package for spark-submit --py-files."
+        description = "Zips the laion_spark package and conf/ (as laion_spark/conf) for spark-submit --py-files."
         archiveFileName.set("laion_spark.zip")
         destinationDirectory.set(layout.buildDirectory.dir("dist"))
         from(".") {
-            include("laion_spark/**/*.py")
+            include("laion_spark/**/*.py", "laion_spark/**/*.properties")
+        }
+        from("conf") {
+            into("laion_spark/conf")
         }
     }
 

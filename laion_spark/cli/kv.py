@@ -69,7 +69,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build a static_ondisk_kv file (int64 hash -> float16 values) from a table, sorted by Spark."""
         from ..kv import build_kv
-        from ..lake import record_run
 
         columns = [c.strip() for c in value_columns.split(",") if c.strip()]
         started = time.perf_counter()
@@ -85,11 +84,9 @@ def register(app: typer.Typer) -> None:
                 max_rows_per_range=max_rows_per_range,
                 where=where,
                 staging=staging,
+                lake_dir=lake_dir,
             )
-            summary = result.summary()
-            if lake_dir is not None:
-                record_run(lake, lake_dir, summary)
-        typer.echo(summary.format())
+        typer.echo(result.summary().format())
         typer.echo(
             f"{result.path}: {result.rows_written:,} records of {result.record_size} bytes (q + {result.value_format}) "
             f"in {time.perf_counter() - started:.1f} s; rows in {result.rows_in:,} = written {result.rows_written:,} "

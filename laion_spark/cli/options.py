@@ -1,7 +1,7 @@
 """Options shared by the ``laion-spark`` commands, declared once.
 
 Every command that runs Spark is declared with :func:`spark_command`: it gains
-the five engine options (``--engine --remote --profile --conf --table-format``)
+the engine options (``--engine --remote --profile --conf --table-format --delta-jars``)
 and receives them as one :class:`EngineChoice` argument named ``engine``.
 Only light modules are imported here: a command imports its stage when it runs.
 """
@@ -53,6 +53,14 @@ TableFormatOpt = Annotated[
         help=f"Lake table format: {' or '.join(TABLE_FORMATS)} (parquet: classic Spark without the Delta jars).",
     ),
 ]
+DeltaJarsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--delta-jars",
+        help="For --engine local on an air-gapped machine: folder with the pinned Delta jars (gradle sparkJars).",
+        envvar="LAION_SPARK_DELTA_JARS",
+    ),
+]
 LakeOpt = Annotated[Path, typer.Option("--lake", help="Lake folder holding the tables (joined, aesthetic_tags ...).")]
 ConfigOpt = Annotated[
     Path | None,
@@ -69,6 +77,7 @@ class EngineChoice:
     profile: tuple[str, ...] = ()
     conf: tuple[str, ...] = ()
     table_format: str | None = None
+    delta_jars: Path | None = None
 
     def open(self) -> LakeSession:
         """Open the session (a context manager); raises :class:`~laion_spark.engine.EngineError` for bad options."""
@@ -80,6 +89,7 @@ class EngineChoice:
             profiles=list(self.profile),
             conf=parse_conf(self.conf),
             table_format=self.table_format,
+            delta_jars=self.delta_jars,
         )
 
 
@@ -100,6 +110,7 @@ _ENGINE_PARAMETERS = [
     inspect.Parameter("profile", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ProfileOpt),
     inspect.Parameter("conf", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfOpt),
     inspect.Parameter("table_format", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TableFormatOpt),
+    inspect.Parameter("delta_jars", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DeltaJarsOpt),
 ]
 _ENGINE_NAMES = [p.name for p in _ENGINE_PARAMETERS]
 
@@ -123,6 +134,7 @@ def spark_command(app: typer.Typer, name: str) -> Callable[[Callable[..., Any]],
                 profile=tuple(given["profile"] or ()),
                 conf=tuple(given["conf"] or ()),
                 table_format=given["table_format"],
+                delta_jars=given["delta_jars"],
             )
             return command(**kwargs, engine=choice)
 

@@ -26,12 +26,13 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from ..errors import first_line
+from .jars import pinned
 from .names import ENGINES, TABLE_FORMATS
 from .profiles import EngineError, resolve_conf
 
-#: The one place the Delta Lake Maven coordinate is pinned (classic Spark only;
-#: Sail and Databricks write Delta natively). Keep in step with delta-spark in pyproject.toml.
-DELTA_MAVEN_COORDINATE = "io.delta:delta-spark_2.13:4.0.1"
+#: The Delta Lake Maven coordinate (classic Spark only; Sail and Databricks write Delta natively),
+#: pinned in ``jars.properties`` in step with delta-spark in pyproject.toml.
+DELTA_MAVEN_COORDINATE = pinned()["delta.spark"]
 _log = logging.getLogger(__name__)
 _DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -73,12 +74,21 @@ def open_session(
     profiles: Sequence[str | Path] | None = None,
     conf: Mapping[str, str] | None = None,
     table_format: str | None = None,
+    delta_jars: str | Path | None = None,
     app_name: str = "laion-spark",
 ) -> LakeSession:
     """Start (or attach to) a Spark session on ``engine``.
 
+    ``profiles`` and ``conf`` add Spark settings to the defaults (see
+    :func:`~laion_spark.engine.resolve_conf`); those the engine cannot apply are
+    reported as a warning and kept in ``LakeSession.unapplied``.
     ``table_format`` defaults to ``$LAION_SPARK_TABLE_FORMAT`` or ``delta``;
     ``parquet`` exists for classic Spark where the Delta jars cannot be fetched.
+    ``delta_jars`` (default ``$LAION_SPARK_DELTA_JARS``): for ``local``, a folder
+    holding the pinned Delta jars, used instead of fetching them from Maven.
+
+    Raises :class:`~laion_spark.engine.EngineError` for an unknown engine or
+    format, a bad profile or setting, a missing URL, jar or active session.
     """
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -89,7 +99,8 @@ def open_session(
     if engine == "sail":
         return _sail(settings, table_format)
     if engine == "local":
-        return _local(settings, table_format, app_name)
+        jars = delta_jars or os.environ.get("LAION_SPARK_DELTA_JARS")
+        return _local(settings, table_format, app_name, delta_jars(jars) if jars else None)
     if engine == "remote":
         if not remote:
             raise EngineError("engine 'remote' needs a Spark Connect URL, e.g. --remote sc://host:15002")
@@ -159,12 +170,15 @@ def _sail(settings: Mapping[str, str], table_format: str) -> LakeSession:
     return _apply_conf(lake, settings)
 
 
-def _local(settings: Mapping[str, str], table_format: str, app_name: str) -> LakeSession:
+def _local(settings: Mapping[str, str], table_format: str, app_name: str, jars: Sequence[Path] | None) -> LakeSession:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(os.environ.get("LAION_SPARK_MASTER", "local[*]")).appName(app_name)
     if table_format == "delta":
-        builder = builder.config("spark.jars.packages", DELTA_MAVEN_COORDINATE)
+        if jars:
+            builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
+        else:
+            builder = builder.config("spark.jars.packages", DELTA_MAVEN_COORDINATE)
         for key, value in _DELTA_CONF.items():
             builder = builder.config(key, value)
     for key, value in settings.items():

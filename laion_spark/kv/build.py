@@ -75,7 +75,7 @@ from pyspark.sql import types as T
 
 from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError, first_line
-from ..lake.runs import RunSummary
+from ..lake.runs import RunSummary, record_run
 from ..lake.tables import TableError, TableNotFoundError, check_data_files, is_delta, is_local, read_table, table_path
 from .params import DEFAULT_MAX_ROWS_PER_RANGE, ON_DUPLICATE
 from .radix import key_order
@@ -190,6 +190,7 @@ def build_kv(
     max_rows_per_range: int = DEFAULT_MAX_ROWS_PER_RANGE,
     where: str | None = None,
     staging: str | Path | None = None,
+    lake_dir: str | Path | None = None,
 ) -> KVBuildResult:
     """Write the KV file ``out`` from ``source`` (a table path or a DataFrame).
 
@@ -198,7 +199,11 @@ def build_kv(
     first (SQL). ``staging`` is the folder of the per-range fragment files
     (default ``OUT.staging``; on a cluster a shared filesystem path that the
     executors can write and the driver can read); it must not exist, and is
-    removed afterwards.
+    removed afterwards. With ``lake_dir`` the run is recorded in its ``runs`` table.
+
+    Raises :class:`KVBuildError` (or a :class:`~laion_spark.lake.TableError`) for
+    bad input, before anything is written, and :class:`KVInvariantError` when
+    rows or key ranges went missing during the build; ``out`` is then left as it was.
     """
     value_columns = list(value_columns)
     if not value_columns:
@@ -252,7 +257,7 @@ def build_kv(
     finally:
         partial.unlink(missing_ok=True)
         shutil.rmtree(staging_dir, ignore_errors=True)  # it did not exist before this build
-    return KVBuildResult(
+    result = KVBuildResult(
         path=out,
         value_format=value_format,
         record_size=dtype.itemsize,
@@ -262,6 +267,9 @@ def build_kv(
         null_keys_rejected=null_keys,
         ranges=ranges,
     )
+    if lake_dir is not None:
+        record_run(lake, lake_dir, result.summary())
+    return result
 
 
 def _staging_dir(staging: str | Path | None, out: Path) -> Path:

@@ -150,7 +150,9 @@ def run_demo(
             ):
                 target = kv_dir / name
                 target.unlink(missing_ok=True)
-                built = build_kv(lake, lake_dir / table, target, columns, on_duplicate="max", where=where)
+                built = build_kv(
+                    lake, lake_dir / table, target, columns, on_duplicate="max", where=where, lake_dir=lake_dir
+                )
                 echo(built.summary().format())
         with stage("report"):
             page = build_report(lake, lake_dir, out / "report")

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 from ..engine.factory import LakeSession
+from ..errors import InputError
+from ..lake.runs import RunSummary, record_run
 from ..pipeline.config import PipelineConfig, load_pipeline_config
 from .charts import distribution_chart, funnel_chart
 from .data import JOINED_STAGE, SAFETY_STAGE, ReportData, gather_report_data
@@ -46,11 +48,20 @@ def build_report(
     log_scale: bool = False,
     samples_per_bucket: int = 3,
 ) -> Path:
-    """Write ``<out>/index.html`` (self-contained) and its PNG charts; return the HTML path."""
+    """Write ``<out>/index.html`` (self-contained) and its PNG charts, record the run; return the HTML path.
+
+    Every table is optional (a missing one becomes a note on the page); raises
+    :class:`~laion_spark.errors.InputError` for an ``out`` that is a file.
+    """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     data = gather_report_data(lake, lake_dir, config or load_pipeline_config(), samples_per_bucket)
     charts = draw_charts(data, out, log_scale)
     page = out / "index.html"
     page.write_text(render_report(data, charts, funnel_stages(data), log_scale), encoding="utf-8")
+    summary = RunSummary(job="report", collection="*", target=str(page))
+    summary.metrics = {"charts": len(charts), "notes": len(data.notes)}
+    record_run(lake, lake_dir, summary)
     return page

@@ -111,7 +111,7 @@ class Case:
 
 META = "{sample}/metadata/laion2B-en"
 EMB = "{sample}/embeddings/laion2B-en"
-HEAD = "laion-v1-l14"
+HEAD = "{sample}/heads/synthetic-l14.pth"
 CASES = [
     Case(
         "join-missing-path",

@@ -9,14 +9,12 @@ import pytest
 from conftest import run_cli
 
 from laion_spark.engine import (
-    DELTA_MAVEN_COORDINATE,
     EngineError,
     check_engine,
     open_session,
     read_profile,
     resolve_conf,
 )
-from laion_spark.engine import factory as session_mod
 from laion_spark.lake.tables import read_table, table_exists, write_table
 
 
@@ -79,8 +77,17 @@ def test_profile_with_a_malformed_line_names_file_and_line(tmp_path):
         read_profile(bad)
 
 
-def test_delta_maven_coordinate_matches_installed_delta_spark():
-    from importlib.metadata import version
-
-    assert DELTA_MAVEN_COORDINATE.endswith(":" + version("delta-spark"))
-    assert session_mod.DELTA_MAVEN_COORDINATE.startswith("io.delta:delta-spark_2.13:")
+def test_settings_the_engine_cannot_apply_are_named_in_a_warning_not_dropped():
+    proc = run_cli(
+        "doctor", "--json", "--conf", "spark.driver.memory=4g", "--conf", "spark.sql.shuffle.partitions=3",
+        "--profile", "cluster",
+    )  # fmt: skip
+    result = json.loads(proc.stdout)
+    assert result["table_rows"] == 100_000
+    assert result["unapplied"] == {
+        "spark.driver.memory": "4g",
+        "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
+    }
+    warning = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "engine sail did not apply" in warning[0]
+    assert "spark.driver.memory=4g" in warning[0] and "spark.sql.shuffle.partitions" not in warning[0]

@@ -262,6 +262,9 @@ def test_lookup_by_url_and_text_uses_the_laion_hash(sail: LakeSession, tmp_path:
     out = tmp_path / "example.kv"
     build_kv(sail, _delta(sail, rows, tmp_path / "t"), out, ["aesthetic"])
     assert KV(out).get_text(EXAMPLE_URL, EXAMPLE_TEXT) == (6.5,)
+    values, found = KV(out).get_batch_text([EXAMPLE_URL, "http://absent.example", None], [EXAMPLE_TEXT, "x", None])
+    assert found.tolist() == [True, False, False]
+    assert values[0, 0] == 6.5 and np.isnan(values[1:]).all()
     got = CliRunner().invoke(app, ["kv-get", str(out), "--url", EXAMPLE_URL, "--text", EXAMPLE_TEXT])
     assert got.exit_code == 0, got.output
     assert got.output.split() == [str(EXAMPLE_HASH), "6.5"]

@@ -71,6 +71,31 @@ def test_demo_summary_names_the_head_and_where_each_output_is(demo):
     assert any("join-tags [laion2B-en]" in line for line in lines)
 
 
+def test_every_stage_of_the_demo_records_its_run_under_its_command_name(demo):
+    from typer.main import get_command
+
+    from laion_spark.cli import app
+
+    result, _ = demo
+    runs = deltalake.DeltaTable(str(result.out / "lake" / "runs")).to_pandas()
+    jobs = set(runs["job"])
+    assert jobs == {
+        "score-embeddings",
+        "join-tags",
+        "subsets",
+        "stats",
+        "aesthetic-embeddings",
+        "export-aesthetic-embeddings",
+        "build-kv",
+        "report",
+    }
+    assert jobs <= set(get_command(app).commands)
+    subsets = runs[runs["job"] == "subsets"]
+    assert set(subsets["target"]) == {
+        f"subset_{n}" for n in ("laion_art", "laion_aesthetic", "aesthetics_6plus", "aesthetics_6_5plus")
+    }
+
+
 def test_demo_reuses_sample_data_made_with_the_same_settings(demo, sail):
     result, _ = demo
     manifest = (result.out / "sample" / "sample.json").read_text()
