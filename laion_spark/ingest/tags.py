@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..engine.factory import LakeSession
+from ..errors import first_line
 from ..lake.columns import spark_columns
 from ..lake.tables import is_delta, table_path
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
@@ -61,9 +62,10 @@ class TagInput:
 
 
 def inspect_tag_table(spec: TagSpec, path: str | Path, head: str | None = None) -> TagInput:
-    """Check a parquet tag table's footers now; a Delta table is checked by :func:`read_tag_table`."""
+    """Check a parquet tag table's footers now; a table (Delta, or Parquet partitioned into ``key=value``
+    folders, as a lake written with ``--table-format parquet``) is checked by :func:`read_tag_table`."""
     tag = TagInput(spec, Path(path), None, head)
-    if is_delta(path):
+    if is_delta(path) or _is_partitioned(Path(path)):
         return tag
     files = read_footers(path, tag.what)
     _check_tag_columns(tag, [(str(f), cols) for f, cols in zip(files.files, files.columns, strict=True)])
@@ -73,11 +75,14 @@ def inspect_tag_table(spec: TagSpec, path: str | Path, head: str | None = None) 
 def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFrame:
     """``hash, <tag column>`` rows of ``tag`` for ``collection`` (and the chosen head), not yet deduplicated."""
     if tag.files is None:
+        kind = "delta" if is_delta(tag.path) else "parquet"
         try:
-            df = lake.spark.read.format("delta").load(table_path(tag.path))
+            df = lake.spark.read.format(kind).load(table_path(tag.path))
             found = spark_columns(df.schema)
         except Exception as err:  # noqa: BLE001 - engines raise different types for an unreadable table
-            raise JoinInputError(f"{tag.what}: cannot read it as a Delta table on engine {lake.engine}: {err}") from err
+            raise JoinInputError(
+                f"{tag.what}: cannot read it as a {kind} table on engine {lake.engine}: {first_line(err)}"
+            ) from None
         value, columns = _check_tag_columns(tag, [(str(tag.path), found)])
     else:
         value, columns = _check_tag_columns(
@@ -86,6 +91,11 @@ def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFra
         df = lake.spark.read.schema(read_schema_ddl(columns)).parquet(*(str(f.resolve()) for f in tag.files.files))
     df = _select_rows(df, tag, columns, collection)
     return df.select(F.col("hash").cast("bigint").alias("hash"), F.col(value).cast("float").alias(tag.spec.column))
+
+
+def _is_partitioned(folder: Path) -> bool:
+    """Whether ``folder`` is a Parquet table split into Hive-style ``key=value`` folders."""
+    return folder.is_dir() and any(p.is_dir() and "=" in p.name for p in folder.iterdir())
 
 
 def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:

@@ -1,26 +1,35 @@
-"""The pipeline: its configuration (``conf/pipeline.yaml``) and the demo that runs every stage on sample data.
+"""The pipeline: its configuration (``conf/pipeline.yaml``), its stages, the runner that resumes, and the demo.
 
-Reads and writes what its stages read and write (see each stage package).
+Reads and writes what its stages read and write (see each stage package), and
+records every completed stage in the lake table ``pipeline_stages``.
 """
 
 from .._lazy import lazy_exports
 
 __all__ = [
+    "STAGES",
     "PipelineConfig",
+    "PipelineResult",
+    "PipelineSpec",
     "PipelineConfigError",
     "SafetyConfig",
     "SubsetSpec",
     "default_config_path",
     "load_pipeline_config",
     "parse_pipeline_config",
+    "describe",
     "run_demo",
+    "run_pipeline",
 ]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         ".config": [
+            "STAGES",
             "PipelineConfig",
+            "PipelineResult",
+            "PipelineSpec",
             "PipelineConfigError",
             "SafetyConfig",
             "SubsetSpec",
@@ -29,6 +38,9 @@ __getattr__, __dir__ = lazy_exports(
             "parse_pipeline_config",
         ],
         ".demo": ["run_demo"],
+        ".runner": ["PipelineResult", "describe", "run_pipeline"],
+        ".spec": ["PipelineSpec"],
+        ".stages": ["STAGES"],
     },
     __all__,
 )

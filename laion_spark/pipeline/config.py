@@ -1,4 +1,4 @@
-"""The pipeline configuration (``conf/pipeline.yaml``): safety filter, subsets, shuffle, file count.
+"""The pipeline configuration (``conf/pipeline.yaml``): safety filter, subsets, shuffle, file count, stages.
 
 Loaded into frozen dataclasses and validated strictly: an unknown key, a value
 of the wrong type or a duplicate subset name is a :class:`PipelineConfigError`
@@ -8,7 +8,6 @@ naming the key (``subsets[2].threshold: expected a number, got 'high'``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -16,14 +15,12 @@ from pathlib import Path
 import yaml
 
 from ..engine.profiles import conf_dir
-from ..errors import InputError, first_line
+from ..errors import first_line
 from ..lake.collections import COLLECTIONS
+from .spec import PipelineSpec, parse_pipeline_spec
+from .validate import PipelineConfigError, is_int, mapping, number, strings
 
 _SUBSET_NAME = re.compile(r"^[a-z0-9_]+$")
-
-
-class PipelineConfigError(InputError):
-    """The pipeline configuration is malformed; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +55,8 @@ class PipelineConfig:
     subsets: tuple[SubsetSpec, ...]
     shuffle_seed: int | None = None
     target_files: int | None = None
+    #: The ``pipeline:`` section (stage inputs, outputs, parameters); ``None`` when the file has none.
+    pipeline: PipelineSpec | None = None
 
 
 def default_config_path() -> Traversable:
@@ -91,7 +90,7 @@ def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
 
 def parse_pipeline_config(data: object) -> PipelineConfig:
     """Validate an already-parsed mapping and build the :class:`PipelineConfig`."""
-    top = _mapping(data, "config", required={"subsets"}, optional={"safety", "shuffle_seed", "target_files"})
+    top = mapping(data, "config", required={"subsets"}, optional={"safety", "shuffle_seed", "target_files", "pipeline"})
     safety = _safety(top.get("safety", {}))
     raw_subsets = top["subsets"]
     if not isinstance(raw_subsets, list) or not raw_subsets:
@@ -103,77 +102,51 @@ def parse_pipeline_config(data: object) -> PipelineConfig:
             raise PipelineConfigError(f"subsets[{i}].name: duplicate subset name {spec.name!r}")
         seen.add(spec.name)
     seed = top.get("shuffle_seed")
-    if seed is not None and not _is_int(seed):
+    if seed is not None and not is_int(seed):
         raise PipelineConfigError(f"shuffle_seed: expected an integer or null, got {seed!r}")
     files = top.get("target_files")
-    if files is not None and (not _is_int(files) or files < 1):
+    if files is not None and (not is_int(files) or files < 1):
         raise PipelineConfigError(f"target_files: expected a positive integer or null, got {files!r}")
-    return PipelineConfig(safety=safety, subsets=subsets, shuffle_seed=seed, target_files=files)
+    pipeline = parse_pipeline_spec(top["pipeline"]) if top.get("pipeline") is not None else None
+    if pipeline is not None and "umap_sample" in pipeline.stages:
+        subset = pipeline.stages["umap_sample"].subset
+        if subset not in seen:
+            raise PipelineConfigError(
+                f"pipeline.stages.umap_sample.subset: {subset!r} is not a configured subset ({', '.join(sorted(seen))})"
+            )
+    return PipelineConfig(safety=safety, subsets=subsets, shuffle_seed=seed, target_files=files, pipeline=pipeline)
 
 
 def _safety(data: object) -> SafetyConfig:
-    safety = _mapping(data, "safety", optional={"pwatermark_below", "punsafe_below", "keep_null_tags"})
+    safety = mapping(data, "safety", optional={"pwatermark_below", "punsafe_below", "keep_null_tags"})
     defaults = SafetyConfig()
     keep = safety.get("keep_null_tags", defaults.keep_null_tags)
     if not isinstance(keep, bool):
         raise PipelineConfigError(f"safety.keep_null_tags: expected true or false, got {keep!r}")
     return SafetyConfig(
-        pwatermark_below=_number(safety.get("pwatermark_below", defaults.pwatermark_below), "safety.pwatermark_below"),
-        punsafe_below=_number(safety.get("punsafe_below", defaults.punsafe_below), "safety.punsafe_below"),
+        pwatermark_below=number(safety.get("pwatermark_below", defaults.pwatermark_below), "safety.pwatermark_below"),
+        punsafe_below=number(safety.get("punsafe_below", defaults.punsafe_below), "safety.punsafe_below"),
         keep_null_tags=keep,
     )
 
 
 def _subset(data: object, where: str) -> SubsetSpec:
-    item = _mapping(data, where, required={"name", "threshold"}, optional={"collections", "extra_columns"})
+    item = mapping(data, where, required={"name", "threshold"}, optional={"collections", "extra_columns"})
     name = item["name"]
     if not isinstance(name, str) or not _SUBSET_NAME.match(name):
         raise PipelineConfigError(f"{where}.name: expected lower-case letters, digits and _, got {name!r}")
     collections = item.get("collections")
     if collections is not None:
-        collections = _strings(collections, f"{where}.collections")
+        collections = strings(collections, f"{where}.collections")
         unknown = [c for c in collections if c not in COLLECTIONS]
         if unknown:
             raise PipelineConfigError(
                 f"{where}.collections: unknown collection {unknown[0]!r}; known: {', '.join(COLLECTIONS)}"
             )
-    extra = _strings(item.get("extra_columns", []), f"{where}.extra_columns")
+    extra = strings(item.get("extra_columns", []), f"{where}.extra_columns")
     return SubsetSpec(
         name=name,
-        threshold=_number(item["threshold"], f"{where}.threshold"),
+        threshold=number(item["threshold"], f"{where}.threshold"),
         collections=collections,
         extra_columns=extra,
     )
-
-
-def _mapping(data: object, where: str, *, required: set[str] = frozenset(), optional: set[str]) -> Mapping:
-    if not isinstance(data, Mapping):
-        raise PipelineConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    allowed = required | optional
-    for key in data:
-        if key not in allowed:
-            prefix = "" if where == "config" else f"{where}."
-            raise PipelineConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(sorted(allowed))}")
-    for key in sorted(required):
-        if key not in data:
-            prefix = "" if where == "config" else f"{where}."
-            raise PipelineConfigError(f"{prefix}{key}: missing required key")
-    return data
-
-
-def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PipelineConfigError(f"{where}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _strings(value: object, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise PipelineConfigError(f"{where}: expected a list of strings, got {value!r}")
-    if len(set(value)) != len(value):
-        raise PipelineConfigError(f"{where}: duplicate entries in {value!r}")
-    return tuple(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,30 +1,26 @@
 """The whole pipeline on sample data, on one engine: what ``laion-spark demo`` runs.
 
-sample -> score-embeddings -> join-tags -> subsets -> score distribution ->
-aesthetic embeddings -> KV files -> report. Each stage is the same library
-function the individual commands and ``jobs/`` call.
+Sample data, then :func:`~laion_spark.pipeline.runner.run_pipeline` over it with
+the packaged ``pipeline.yaml`` rooted at the demo's folder: one code path with
+``laion-spark pipeline``.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..aesthetic.bucket_embeddings import build_aesthetic_embeddings, export_aesthetic_embeddings
-from ..aesthetic.distribution import build_score_distribution, format_distribution
+import yaml
+
+from ..aesthetic.distribution import format_distribution, read_score_distribution
 from ..aesthetic.heads import HeadNotFoundError, load_head, resolve_head
-from ..aesthetic.scoring import score_embeddings
 from ..engine.factory import LakeSession, open_session
-from ..ingest.job import join_tags
-from ..kv.build import build_kv
-from ..lake.collections import COLLECTIONS
-from ..report.build import build_report
 from ..sample import generate_sample
-from ..subsets.build import build_subsets
+from .config import default_config_path, load_pipeline_config
+from .runner import run_pipeline
 
 #: The published head the demo prefers.
 DEMO_HEAD = "laion-v1-l14"
@@ -44,7 +40,7 @@ class DemoResult:
     def format(self) -> str:
         """The summary printed at the end of the demo."""
         lines = [f"head: {self.head} ({self.head_kind})", "", "stages:"]
-        lines += [f"  {name:<28} {seconds:7.1f} s" for name, seconds in self.stages]
+        lines += [f"  {name:<34} {seconds:7.1f} s" for name, seconds in self.stages]
         lines += ["", f"total {sum(s for _, s in self.stages):.1f} s", "", "score distribution:", self.distribution]
         lines += ["", "outputs:"]
         width = max(len(name) for name in self.outputs) if self.outputs else 0
@@ -77,6 +73,21 @@ def _sample_matches(sample_dir: Path, rows: int, seed: int, head: str | None) ->
     return meta["rows"] == rows and meta["seed"] == seed and have_head == wanted_head
 
 
+def demo_config(out: Path, head: str, template: str | Path | None = None) -> Path:
+    """Write ``out/pipeline.yaml``: the pipeline config (default: the packaged one) rooted at ``out``, scoring with
+    ``head``. Returns its path; ``laion-spark pipeline --config`` that path reruns the demo's pipeline."""
+    source = Path(template) if template is not None else default_config_path()
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data["pipeline"] = {**data.get("pipeline", {}), "root": str(out), "head": head}
+    target = out / "pipeline.yaml"
+    target.write_text(
+        f"# Written by laion-spark demo from {source}; rerun with laion-spark pipeline --config {target}\n"
+        + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    return target
+
+
 def run_demo(
     out: str | Path,
     *,
@@ -87,86 +98,46 @@ def run_demo(
     lake: LakeSession | None = None,
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
-    """Generate (or reuse) sample data under ``out/sample`` and run every stage into ``out``."""
+    """Generate (or reuse) sample data under ``out/sample``, then run the pipeline over it into ``out``.
+
+    The pipeline is :func:`~laion_spark.pipeline.runner.run_pipeline` with ``out/pipeline.yaml``
+    (:func:`demo_config`): the same code path as ``laion-spark pipeline``; stages already complete for
+    the same inputs are skipped on a rerun.
+    """
     out = Path(out).resolve()
-    sample_dir, lake_dir = out / "sample", out / "lake"
+    sample_dir = out / "sample"
     head_path, head_kind = choose_head(head)
     result = DemoResult(out=out, head="", head_kind=head_kind)
-
-    @contextmanager
-    def stage(name: str) -> Iterator[None]:
-        echo(f"-> {name}")
-        started = time.perf_counter()
-        yield
-        result.stages.append((name, time.perf_counter() - started))
-
-    with stage("sample data"):
-        if _sample_matches(sample_dir, rows, seed, head_path):
-            echo(f"   reusing {sample_dir}")
-        else:
-            generate_sample(sample_dir, rows, seed, head=head_path, overwrite=(sample_dir / "sample.json").is_file())
+    echo("-> sample data")
+    started = time.perf_counter()
+    if _sample_matches(sample_dir, rows, seed, head_path):
+        echo(f"   reusing {sample_dir}")
+    else:
+        generate_sample(sample_dir, rows, seed, head=head_path, overwrite=(sample_dir / "sample.json").is_file())
+    result.stages.append(("sample data", time.perf_counter() - started))
     manifest = json.loads((sample_dir / "sample.json").read_text())
-    scoring_head = load_head(head_path or sample_dir / manifest["head"]["path"])
-    result.head = scoring_head.name
+    scoring_head = head_path or str(sample_dir / manifest["head"]["path"])
+    config = load_pipeline_config(demo_config(out, scoring_head))
+    result.head = load_head(scoring_head).name
 
     own_session = lake is None
     lake = lake or open_session(engine)
     try:
-        with stage("score-embeddings"):
-            for collection in COLLECTIONS:
-                summary = score_embeddings(
-                    lake, sample_dir / "embeddings" / collection, scoring_head, lake_dir, collection
-                )
-                echo(summary.format())
-        with stage("join-tags"):
-            for collection in COLLECTIONS:
-                tags = sample_dir / "tags" / collection
-                summary = join_tags(
-                    lake,
-                    sample_dir / "metadata" / collection,
-                    collection,
-                    lake_dir,
-                    aesthetic_tags=lake_dir / "aesthetic_tags",
-                    watermark_tags=tags / "watermark",
-                    safety_tags=tags / "safety",
-                    aesthetic_head=scoring_head.name,
-                )
-                echo(summary.format())
-        with stage("subsets"):
-            for summary in build_subsets(lake, lake_dir):
-                echo(summary.format())
-        with stage("score distribution"):
-            result.distribution = format_distribution(build_score_distribution(lake, lake_dir))
-        with stage("aesthetic embeddings"):
-            embeddings = [sample_dir / "embeddings" / c for c in COLLECTIONS]
-            build_aesthetic_embeddings(lake, embeddings, scoring_head, lake_dir)
-            export_aesthetic_embeddings(lake, lake_dir, out / "aesthetic_embeddings", head=scoring_head.name)
-        with stage("build-kv"):
-            kv_dir = out / "kv"
-            kv_dir.mkdir(parents=True, exist_ok=True)
-            for name, table, columns, where in (
-                ("aesthetic.kv", "aesthetic_tags", ["aesthetic"], f"head = '{scoring_head.name}'"),
-                ("watermark_safety.kv", "joined", ["pwatermark", "punsafe"], None),
-            ):
-                target = kv_dir / name
-                target.unlink(missing_ok=True)
-                built = build_kv(
-                    lake, lake_dir / table, target, columns, on_duplicate="max", where=where, lake_dir=lake_dir
-                )
-                echo(built.summary().format())
-        with stage("report"):
-            page = build_report(lake, lake_dir, out / "report")
+        ran = run_pipeline(lake, config, echo=echo)
+        result.distribution = format_distribution(read_score_distribution(lake, config.pipeline.lake_dir))
     finally:
         if own_session:
             lake.stop()
-
+    result.stages += [(f"{s.name} ({s.status})", s.seconds) for s in ran.stages]
+    lake_dir = Path(config.pipeline.lake_dir)
+    spec = config.pipeline
     result.outputs = {
         "sample data": sample_dir,
+        "pipeline config": out / "pipeline.yaml",
         "lake (Delta tables)": lake_dir,
         **{f"lake/{p.name}": p for p in sorted(lake_dir.iterdir()) if p.is_dir()},
-        "rating{N}.npy": out / "aesthetic_embeddings",
-        "kv/aesthetic.kv": out / "kv" / "aesthetic.kv",
-        "kv/watermark_safety.kv": out / "kv" / "watermark_safety.kv",
-        "report": page,
+        "rating{N}.npy": Path(spec.path(spec.stages["aesthetic_embeddings"].export)),
+        **{f"kv/{f.name}": Path(spec.path(spec.stages["kv"].out)) / f.name for f in spec.stages["kv"].files},
+        "report": Path(spec.path(spec.stages["report"].out)) / "index.html",
     }
     return result

@@ -1,0 +1,54 @@
+"""Reading lake tables written in either format, and comparing them order-independently."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+
+#: Tables every run appends to (their rows differ between runs by design).
+BOOKKEEPING = ("runs", "pipeline_stages")
+
+
+def read_any(path: Path) -> pa.Table:
+    """A Delta table (read by ``deltalake``) or a Hive-partitioned Parquet table, partition columns as strings."""
+    if (path / "_delta_log").is_dir():
+        return DeltaTable(str(path)).to_pyarrow_table()
+    table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table
+
+
+def _canonical(value: object, digits: int) -> object:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, digits)
+    if isinstance(value, list):
+        return [_canonical(v, digits) for v in value]
+    return value
+
+
+def digest(table: pa.Table, columns: Iterable[str] | None = None, digits: int = 5) -> tuple[int, str]:
+    """``(rows, checksum)`` of ``columns`` (default: all, by name), independent of row and column order.
+
+    Floats are rounded to ``digits`` decimals (engines may sum in another order); NaN counts as null.
+    """
+    names = sorted(columns or table.column_names)
+    rows = zip(*(table.column(n).to_pylist() for n in names), strict=True) if names else iter(())
+    lines = sorted(repr(tuple(_canonical(v, digits) for v in row)) for row in rows)
+    return table.num_rows, hashlib.sha256("\n".join([repr(names), *lines]).encode()).hexdigest()
+
+
+def lake_digests(lake: Path, columns: dict[str, list[str]] | None = None) -> dict[str, tuple[int, str]]:
+    """:func:`digest` of every table of ``lake`` but the bookkeeping ones (``columns`` picks some per table)."""
+    return {
+        p.name: digest(read_any(p), (columns or {}).get(p.name))
+        for p in sorted(lake.iterdir())
+        if p.is_dir() and p.name not in BOOKKEEPING
+    }
