@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO_OUT ?= demo-out
 DEMO_ROWS ?= 20000
+DIST ?= dist
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
@@ -35,9 +36,9 @@ bench: venv
 # A wheel for cluster images and a zip of the package for spark-submit --py-files, both carrying conf/
 # as laion_spark/conf (the zip holds the wheel's laion_spark/ files).
 dist: venv
-	rm -rf dist build && mkdir -p dist
-	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
-	$(PY) -c "import glob, zipfile; w = zipfile.ZipFile(glob.glob('dist/*.whl')[0]); z = zipfile.ZipFile('dist/laion_spark.zip', 'w', zipfile.ZIP_DEFLATED); [z.writestr(i, w.read(i)) for i in w.infolist() if i.filename.startswith('laion_spark/')]; z.close()"
+	rm -rf $(DIST) build && mkdir -p $(DIST)
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) .
+	$(PY) -c "import glob, zipfile; w = zipfile.ZipFile(glob.glob('$(DIST)/*.whl')[0]); z = zipfile.ZipFile('$(DIST)/laion_spark.zip', 'w', zipfile.ZIP_DEFLATED); [z.writestr(i, w.read(i)) for i in w.infolist() if i.filename.startswith('laion_spark/')]; z.close()"
 
 clean:
 	rm -rf $(DEMO_OUT) dist .pytest_cache

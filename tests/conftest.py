@@ -55,3 +55,6 @@ def reference() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip(f"reference data not found at {REFERENCE}")
     return REFERENCE
+
+
+from pipeline_runs import reference_run, sample  # noqa: E402, F401 - fixtures shared by the pipeline and engine tests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,62 +14,35 @@ import yaml
 from conftest import REPO
 from deltalake import DeltaTable
 from lake_checks import lake_digests
+from pipeline_runs import ROWS, rooted
 from typer.testing import CliRunner
 
 from laion_spark.cli import app
 from laion_spark.pipeline import run_pipeline
 from laion_spark.pipeline.config import PipelineConfigError, load_pipeline_config, parse_pipeline_config
-from laion_spark.pipeline.demo import demo_config
-from laion_spark.sample import generate_sample
-
-ROWS = 300
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    """A small sample every run of this module reads (never writes)."""
-    folder = tmp_path_factory.mktemp("pipeline_sample") / "sample"
-    generate_sample(folder, ROWS, seed=5, shards=2)
-    return folder
-
-
-def rooted(tmp: Path, sample: Path) -> Path:
-    """A pipeline root whose ``sample/`` is the shared sample; returns the config written there."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "sample").symlink_to(sample)
-    head = sample / json.loads((sample / "sample.json").read_text())["head"]["path"]
-    return demo_config(tmp, str(head))
-
-
-@pytest.fixture(scope="module")
-def reference(sail, sample, tmp_path_factory) -> Path:
-    """An uninterrupted run on Sail; returns its root."""
-    root = tmp_path_factory.mktemp("reference")
-    run_pipeline(sail, load_pipeline_config(rooted(root, sample)), echo=lambda line: None)
-    return root
 
 
 def versions(lake: Path) -> dict[str, int]:
     return {p.name: DeltaTable(str(p)).version() for p in sorted(lake.iterdir()) if (p / "_delta_log").is_dir()}
 
 
-def test_the_pipeline_writes_every_configured_table_and_file(reference: Path) -> None:
-    lake = reference / "lake"
+def test_the_pipeline_writes_every_configured_table_and_file(reference_run: Path) -> None:
+    lake = reference_run / "lake"
     expected = {"aesthetic_tags", "joined", "score_distribution", "aesthetic_embeddings", "runs", "pipeline_stages"}
     assert expected | {f"subset_{n}" for n in ("laion_art", "laion_aesthetic", "aesthetics_6plus")} <= set(
         versions(lake)
     )
-    assert (reference / "kv" / "aesthetic.kv").stat().st_size > 0
-    assert (reference / "report" / "index.html").is_file()
-    assert sorted(p.name for p in (reference / "aesthetic_embeddings").glob("rating*.npy"))
+    assert (reference_run / "kv" / "aesthetic.kv").stat().st_size > 0
+    assert (reference_run / "report" / "index.html").is_file()
+    assert sorted(p.name for p in (reference_run / "aesthetic_embeddings").glob("rating*.npy"))
 
 
-def test_a_rerun_skips_every_complete_stage_and_writes_no_table(sail, reference: Path) -> None:
-    before = versions(reference / "lake")
-    config = load_pipeline_config(reference / "pipeline.yaml")
+def test_a_rerun_skips_every_complete_stage_and_writes_no_table(sail, reference_run: Path) -> None:
+    before = versions(reference_run / "lake")
+    config = load_pipeline_config(reference_run / "pipeline.yaml")
     result = run_pipeline(sail, config, echo=lambda line: None)
     assert {s.status for s in result.stages} == {"skipped"}
-    after = versions(reference / "lake")
+    after = versions(reference_run / "lake")
     assert after == {**before, "pipeline_stages": before["pipeline_stages"]}
 
 
@@ -83,8 +55,8 @@ def test_a_changed_parameter_reruns_its_stage_and_the_stages_reading_its_outputs
     assert ran == ["subsets", "report"]  # kv reads aesthetic_tags and joined, which did not change
 
 
-def test_from_and_only_run_the_named_stages_whatever_their_state(sail, reference: Path) -> None:
-    config = load_pipeline_config(reference / "pipeline.yaml")
+def test_from_and_only_run_the_named_stages_whatever_their_state(sail, reference_run: Path) -> None:
+    config = load_pipeline_config(reference_run / "pipeline.yaml")
     only = run_pipeline(sail, config, only=["stats"], echo=lambda line: None)
     assert [(s.name, s.status) for s in only.stages] == [("stats", "ran")]
     later = run_pipeline(sail, config, from_stage="kv", echo=lambda line: None)
@@ -128,15 +100,15 @@ def test_describe_lists_each_stage_with_its_inputs_and_outputs(sample, tmp_path)
     assert f"writes {tmp_path}/kv/watermark_safety.kv" in got.stdout
 
 
-def test_sql_sees_every_lake_table_by_its_name(cli_on_sail, reference: Path) -> None:
+def test_sql_sees_every_lake_table_by_its_name(cli_on_sail, reference_run: Path) -> None:
     query = "SELECT collection, count(*) AS n FROM joined GROUP BY collection ORDER BY collection"
-    got = CliRunner().invoke(app, ["sql", query, "--lake", str(reference / "lake"), "--csv"])
+    got = CliRunner().invoke(app, ["sql", query, "--lake", str(reference_run / "lake"), "--csv"])
     assert got.exit_code == 0, got.output
     assert got.stdout.splitlines() == [
         "collection,n",
         *(f"{c},{ROWS}" for c in sorted(("laion1B-nolang", "laion2B-en", "laion2B-multi"))),
     ]
-    bad = CliRunner().invoke(app, ["sql", "SELECT nope FROM joined", "--lake", str(reference / "lake")])
+    bad = CliRunner().invoke(app, ["sql", "SELECT nope FROM joined", "--lake", str(reference_run / "lake")])
     assert (
         bad.exit_code == 2 and bad.stderr.startswith("error: query:") and "tables: aesthetic_embeddings" in bad.stderr
     )
@@ -144,7 +116,7 @@ def test_sql_sees_every_lake_table_by_its_name(cli_on_sail, reference: Path) -> 
 
 @pytest.mark.slow
 def test_killed_in_the_middle_of_a_stage_the_rerun_redoes_no_completed_stage_and_ends_as_an_uninterrupted_run(
-    sample, reference: Path, tmp_path: Path
+    sample, reference_run: Path, tmp_path: Path
 ) -> None:
     """Pins the per-stage resume: without the pipeline_stages check every stage would run again."""
     config = rooted(tmp_path, sample)
@@ -164,6 +136,6 @@ def test_killed_in_the_middle_of_a_stage_the_rerun_redoes_no_completed_stage_and
     statuses = dict(line.split()[:2] for line in rerun.stdout.split("pipeline over")[1].splitlines()[1:])
     assert statuses["score"] == "skipped"
     assert all(statuses[s] == "ran" for s in ("join", "subsets", "stats", "kv", "report"))
-    assert lake_digests(tmp_path / "lake") == lake_digests(reference / "lake")
+    assert lake_digests(tmp_path / "lake") == lake_digests(reference_run / "lake")
     for name in ("aesthetic.kv", "watermark_safety.kv"):
-        assert (tmp_path / "kv" / name).read_bytes() == (reference / "kv" / name).read_bytes()
+        assert (tmp_path / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes()

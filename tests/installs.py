@@ -1,0 +1,45 @@
+"""Interpreters outside the checkout: the project's dependencies without the project, and its built artefacts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from conftest import REPO
+
+
+def deps_venv(folder: Path, *, with_pip: bool = False) -> Path:
+    """A virtualenv at ``folder`` that sees this venv's packages (a ``.pth`` line) but not laion_spark.
+
+    The ``.pth`` line appends this venv's site-packages after the new venv's own, and does not run the
+    editable-install hook that lives there, so ``import laion_spark`` finds only what is installed or shipped.
+    Returns the new interpreter.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(folder)], check=True, timeout=300
+    )
+    python = folder / "bin" / "python"
+    purelib = subprocess.check_output(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    ).strip()
+    Path(purelib, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without anything that would put the checkout on the path."""
+    drop = ("PYTHONPATH", "LAION_SPARK_CONF_DIR", "SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
+
+
+def make_dist(folder: Path) -> tuple[Path, Path]:
+    """``make dist DIST=folder`` with this interpreter: ``(wheel, zip for --py-files)``."""
+    subprocess.run(
+        ["make", "-s", "-C", str(REPO), "dist", f"DIST={folder}", f"PY={sys.executable}", f"VENV={Path(sys.prefix)}"],
+        check=True,
+        timeout=600,
+    )
+    return next(folder.glob("laion_spark-*.whl")), folder / "laion_spark.zip"
