@@ -26,14 +26,15 @@ def register(app: typer.Typer) -> None:
         ] = None,
         from_stage: Annotated[
             str | None,
-            typer.Option(
-                "--from", help=f"Run this stage and every later one, complete or not ({', '.join(STAGE_ORDER)})."
-            ),
+            typer.Option("--from", help=f"Start at this stage ({', '.join(STAGE_ORDER)}); earlier ones are not run."),
         ] = None,
         only: Annotated[
             str | None,
-            typer.Option("--only", help="Comma-separated stages to run (complete or not), in pipeline order."),
+            typer.Option("--only", help="Comma-separated stages to run, in pipeline order."),
         ] = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="Run the chosen stages even when they are complete.")
+        ] = False,
         describe_only: Annotated[
             bool,
             typer.Option("--describe", help="Print each stage's command, resources, inputs and outputs; run nothing."),
@@ -62,5 +63,5 @@ def register(app: typer.Typer) -> None:
             typer.echo(describe(None, loaded))
             return
         with engine.open() as lake:
-            result = run_pipeline(lake, loaded, from_stage=from_stage, only=chosen, echo=typer.echo)
+            result = run_pipeline(lake, loaded, from_stage=from_stage, only=chosen, force=force, echo=typer.echo)
         typer.echo(result.format())

@@ -82,25 +82,25 @@ def run_pipeline(
     *,
     from_stage: str | None = None,
     only: Sequence[str] | None = None,
+    force: bool = False,
     echo: Callable[[str], None] = print,
 ) -> PipelineResult:
-    """Run the configured stages on ``lake``; returns what each did.
+    """Run the configured stages on ``lake`` (``from_stage`` and every later one, or just ``only``); returns
+    what each did.
 
-    Without ``from_stage``/``only`` a stage is skipped when complete; the
-    stages ``only`` names, or ``from_stage`` and every later one, run whatever
-    their state. Raises :class:`PipelineConfigError` for a bad plan or a
-    missing input before any stage runs, and whatever a stage raises.
+    A stage that is complete for the same inputs and parameters is skipped, unless ``force``. Raises
+    :class:`PipelineConfigError` for a bad plan or a missing input before any stage runs, and whatever a
+    stage raises.
     """
     names = plan_stages(config, from_stage, only)
     ctx = StageContext(lake, config, echo)
     check_inputs(ctx, names)
-    forced = bool(from_stage or only)
     records = StageRecords.load(lake, ctx.lake_dir)
     result = PipelineResult(ctx.lake_dir)
     for name in names:
         stage = STAGES[name]
         print_ = fingerprint(name, stage.params(ctx), stage.inputs(ctx))
-        if not forced and records.complete(name, print_, stage.outputs(ctx)):
+        if not force and records.complete(name, print_, stage.outputs(ctx)):
             echo(f"-> {name}: complete for these inputs and parameters, skipped")
             result.stages.append(StageOutcome(name, "skipped"))
             continue

@@ -77,10 +77,12 @@ def test_profile_with_a_malformed_line_names_file_and_line(tmp_path):
         read_profile(bad)
 
 
-def test_settings_the_engine_cannot_apply_are_named_in_a_warning_not_dropped():
+def test_settings_the_engine_cannot_apply_are_named_in_a_warning_not_dropped(tmp_path):
+    profile = tmp_path / "static.conf"
+    profile.write_text("spark.serializer org.apache.spark.serializer.KryoSerializer\n")
     proc = run_cli(
         "doctor", "--json", "--conf", "spark.driver.memory=4g", "--conf", "spark.sql.shuffle.partitions=3",
-        "--profile", "cluster",
+        "--profile", str(profile),
     )  # fmt: skip
     result = json.loads(proc.stdout)
     assert result["table_rows"] == 100_000
@@ -91,3 +93,30 @@ def test_settings_the_engine_cannot_apply_are_named_in_a_warning_not_dropped():
     warning = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "engine sail did not apply" in warning[0]
     assert "spark.driver.memory=4g" in warning[0] and "spark.sql.shuffle.partitions" not in warning[0]
+
+
+@pytest.mark.parametrize(
+    ("profile", "keys"),
+    [
+        ("local", ["spark.driver.memory"]),
+        ("cluster", ["spark.executor.memoryOverhead", "spark.sql.extensions", "spark.python.worker.reuse"]),
+        (
+            "rapids",
+            [
+                "spark.plugins",
+                "spark.executor.resource.gpu.discoveryScript",
+                "spark.executor.resource.gpu.amount",
+                "spark.task.resource.gpu.amount",
+                "spark.python.worker.reuse",
+                "spark.sql.execution.arrow.maxRecordsPerBatch",
+                "spark.rapids.memory.pinnedPool.size",
+            ],
+        ),
+        ("databricks", ["spark.databricks.delta.optimizeWrite.enabled"]),
+    ],
+)
+def test_every_shipped_profile_parses_and_sets_what_it_is_for(profile, keys):
+    settings = read_profile(profile)
+    assert set(keys) <= set(settings)
+    if profile == "rapids":
+        assert settings["spark.plugins"] == "com.nvidia.spark.SQLPlugin"

@@ -55,11 +55,13 @@ def test_a_changed_parameter_reruns_its_stage_and_the_stages_reading_its_outputs
     assert ran == ["subsets", "report"]  # kv reads aesthetic_tags and joined, which did not change
 
 
-def test_from_and_only_run_the_named_stages_whatever_their_state(sail, reference_run: Path) -> None:
+def test_from_and_only_choose_the_stages_and_force_reruns_complete_ones(sail, reference_run: Path) -> None:
     config = load_pipeline_config(reference_run / "pipeline.yaml")
     only = run_pipeline(sail, config, only=["stats"], echo=lambda line: None)
-    assert [(s.name, s.status) for s in only.stages] == [("stats", "ran")]
-    later = run_pipeline(sail, config, from_stage="kv", echo=lambda line: None)
+    assert [(s.name, s.status) for s in only.stages] == [("stats", "skipped")]
+    forced = run_pipeline(sail, config, only=["stats"], force=True, echo=lambda line: None)
+    assert [(s.name, s.status) for s in forced.stages] == [("stats", "ran")]
+    later = run_pipeline(sail, config, from_stage="kv", force=True, echo=lambda line: None)
     assert [(s.name, s.status) for s in later.stages] == [("kv", "ran"), ("report", "ran")]
 
 
