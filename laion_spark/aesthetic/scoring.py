@@ -24,7 +24,9 @@ How it runs:
   ``spark.range`` with one partition per shard, and ``mapInArrow`` memory-maps
   each shard's ``.npy`` inside its task, scores it in chunks with
   :meth:`Head.score` and hashes ``url + caption`` with :func:`laion_hash`. One
-  append (one Delta commit) per group, so a crash loses at most the group in
+  Delta commit per group (after the table's empty creation), replacing the
+  group's shards (``replaceWhere shard IN ...``): a rerun or a concurrent run of
+  the same shards leaves one copy of their rows, and a crash loses at most the group in
   flight.
 * Rejected rows: the scoring pass keeps only rows with a finite score (one
   pass cannot feed two tables without computing twice: ``persist`` is a no-op
@@ -320,16 +322,17 @@ def score_embeddings(
             f"({first.npy}): {first.reason}; nothing was scored (--skip-refused scores the others)"
         )
 
-    replace = partition if overwrite else None
+    whole = overwrite  # --overwrite: the first commit replaces the head + collection partition
     for group in _batched(to_score, shards_per_commit):
         write_table(
             lake,
             scored_frame(lake, group, head, collection),
             tags_path,
             partition_by=PARTITION_BY,
-            replace_partition=replace,
+            replace_partition=partition,
+            replace_rows=None if whole else _shards(group),
         )
-        replace = None
+        whole = False
 
     scored_after = shard_counts(lake, tags_path, head.name, collection)
     short = [t for t in to_score if scored_after.get(t.index, 0) < t.rows]
@@ -352,7 +355,8 @@ def score_embeddings(
             lake.spark.createDataFrame(rejected_rows, from_arrow_schema(REJECTED_ARROW)),
             rejected_path,
             partition_by=PARTITION_BY,
-            replace_partition=partition if overwrite else None,
+            replace_partition=partition,
+            replace_rows=None if overwrite else _shards(handled),
         )
 
     summary.metrics = {
@@ -374,6 +378,11 @@ def score_embeddings(
             summary,
         )
     return summary
+
+
+def _shards(tasks: Sequence[ShardTask]) -> str:
+    """The ``replaceWhere`` predicate of these shards' rows: a rerun (or a concurrent run) replaces, never doubles."""
+    return f"shard IN ({', '.join(str(t.index) for t in tasks)})" if tasks else "false"
 
 
 def _changed_since_scored(task: ShardTask, scored: int, rejected: int) -> RefusedShard:

@@ -57,9 +57,12 @@ last); ``error`` refuses the table, naming a duplicated hash and the counts.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -76,7 +79,16 @@ from pyspark.sql import types as T
 from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError, first_line
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import TableError, TableNotFoundError, check_data_files, is_delta, is_local, read_table, table_path
+from ..lake.tables import (
+    TableError,
+    TableNotFoundError,
+    WriteConflictError,
+    check_data_files,
+    is_delta,
+    is_local,
+    read_table,
+    table_path,
+)
 from .params import DEFAULT_MAX_ROWS_PER_RANGE, ON_DUPLICATE
 from .radix import key_order
 from .reader import record_dtype
@@ -88,6 +100,8 @@ _SAMPLE_SEED = 20_240_917
 _SAMPLE_BUCKETS = 1 << 30
 _RANGE = "kv_range"
 _INT64_MIN = -(2**63)
+_OWNER = "OWNER"
+_log = logging.getLogger(__name__)
 _COPY_BUFFER = 16 << 20
 _NUMERIC = (T.FloatType, T.DoubleType, T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
@@ -236,7 +250,7 @@ def build_kv(
     partial = out.with_name(out.name + ".partial")
     staging_dir = _staging_dir(staging, out)
 
-    staging_dir.mkdir(parents=True)
+    _claim_staging(staging_dir)
     try:
         encoding = (str(staging_dir), value_format, value_columns, key_column, on_duplicate)
         # One pass when the rows fit in one range; a task that gets more stops reading at once.
@@ -281,8 +295,42 @@ def _staging_dir(staging: str | Path | None, out: Path) -> Path:
         )
     path = Path(text).absolute()
     if path.exists():
-        raise KVBuildError(f"staging folder {path} exists (left by an interrupted build?): remove it first")
+        owner = _staging_owner(path)
+        if owner is not None and (owner.get("host") != socket.gethostname() or _alive(int(owner.get("pid", -1)))):
+            raise WriteConflictError(
+                f"staging folder {path} belongs to a build running on {owner.get('host')} (pid {owner.get('pid')}): "
+                "another build of this file is writing now; if it is not, remove the folder"
+            )
+        _log.info("removing %s, left by an interrupted build", path)
+        shutil.rmtree(path)
     return path
+
+
+def _claim_staging(path: Path) -> None:
+    """Create the staging folder with an ``OWNER`` file (host, pid): a later build knows whether it is orphaned."""
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        raise WriteConflictError(f"staging folder {path} was just created by another build of this file") from None
+    (path / _OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+
+
+def _staging_owner(path: Path) -> dict | None:
+    """The ``OWNER`` record of a staging folder, ``None`` when it has none (a build killed before writing it)."""
+    try:
+        return json.loads((path / _OWNER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
 
 
 def _fragment_path(staging_dir: Path, number: int) -> Path:

@@ -12,16 +12,20 @@ footer cannot be read is a :class:`TableError` naming the table and the file.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, DataFrameWriter
 
 from ..engine.factory import LakeSession
-from ..errors import InputError
+from ..errors import InputError, LaionSparkError, first_line
+
+_COMMIT = re.compile(r"^(\d{20})\.json$")
 
 
 class TableError(InputError):
@@ -74,8 +78,9 @@ def table_exists(lake: LakeSession, path: str | Path) -> bool:
     return True
 
 
-def read_table(lake: LakeSession, path: str | Path) -> DataFrame:
-    """Read a lake table written by :func:`write_table`.
+def read_table(lake: LakeSession, path: str | Path, version: int | None = None) -> DataFrame:
+    """Read a lake table written by :func:`write_table`; ``version`` pins a Delta table's snapshot (time travel),
+    so that every action of a job reads the same rows even while another writer commits.
 
     Raises :class:`TableNotFoundError` when there is no table at ``path`` and
     :class:`TableError` for a local folder that is not a table of the
@@ -89,6 +94,8 @@ def read_table(lake: LakeSession, path: str | Path) -> DataFrame:
     if is_local(text):
         check_data_files(Path(text))
     reader = lake.spark.read.format(lake.table_format)
+    if version is not None and lake.table_format == "delta":
+        reader = reader.option("versionAsOf", version)
     if lake.table_format == "parquet":
         reader = reader.option("mergeSchema", "true")  # files written before a column was added
     return reader.load(text)
@@ -137,14 +144,24 @@ def write_table(
     mode: str = "append",
     partition_by: Sequence[str] | None = None,
     replace_partition: Mapping[str, str] | None = None,
+    replace_rows: str | None = None,
     merge_schema: bool = False,
 ) -> None:
     """Write ``df`` to the table at ``path``.
 
     ``replace_partition={"collection": "laion2B-en"}`` replaces just that
     partition and keeps the others (Delta ``replaceWhere``; for Parquet the
-    partition folder is removed, then the data appended). ``mode`` is ``append`` or ``overwrite`` otherwise.
-    ``merge_schema`` lets an append add new columns to the table.
+    partition folder is removed, then the data appended). ``replace_rows``, a
+    SQL predicate on data columns (``shard IN (3, 4)``), narrows the
+    replacement to the partition's rows it matches (Delta only; Parquet
+    appends). A replacement is one atomic commit, so two writers of the same
+    rows, at once or one after the other, leave exactly one copy: the table is
+    created empty first when missing, so that even the first writers replace
+    rather than append. ``mode`` is ``append`` or ``overwrite`` otherwise;
+    ``merge_schema`` lets an append add new columns.
+
+    Raises :class:`WriteConflictError` naming the table when another writer
+    committed a conflicting change first (the table is as that writer left it).
     """
     text = table_path(path)
     writer = df.write.format(lake.table_format)
@@ -152,13 +169,53 @@ def write_table(
         writer = writer.option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    if replace_partition and table_exists(lake, text):
-        if lake.table_format == "delta":
-            condition = " AND ".join(f"`{k}` = '{_sql_str(v)}'" for k, v in replace_partition.items())
-            writer.option("replaceWhere", condition).mode("overwrite").save(text)
-            return
+    replacing = bool(replace_partition) or replace_rows is not None
+    if replacing and lake.table_format == "delta":
+        if not table_exists(lake, text):
+            empty = lake.spark.createDataFrame([], df.schema).write.format("delta")
+            _save((empty.partitionBy(*partition_by) if partition_by else empty).mode("append"), text)
+        clauses = [f"`{k}` = '{_sql_str(v)}'" for k, v in (replace_partition or {}).items()]
+        condition = " AND ".join([*clauses, *([f"({replace_rows})"] if replace_rows is not None else [])])
+        _save(writer.option("replaceWhere", condition).mode("overwrite"), text)
+        return
+    if replace_partition and replace_rows is None and table_exists(lake, text):
         _drop_parquet_partition(text, replace_partition)
-    writer.mode("append" if replace_partition else mode).save(text)
+    _save(writer.mode("append" if replacing else mode), text)
+
+
+class WriteConflictError(LaionSparkError, RuntimeError):
+    """Another writer committed to the table first; this write was not applied. A rerun completes it."""
+
+
+#: How engines say that a commit lost a race (Sail; delta-spark's Concurrent*/...ChangedException).
+_CONFLICT = re.compile(
+    r"Failed to commit transaction|Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException"
+    r"|DELTA_CONCURRENT|DELTA_METADATA_CHANGED|DELTA_PROTOCOL_CHANGED"
+)
+
+
+def _save(writer: DataFrameWriter, path: str) -> None:
+    try:
+        writer.save(path)
+    except Exception as err:
+        if _CONFLICT.search(str(err)):
+            raise WriteConflictError(
+                f"{path}: another writer changed the table while this job wrote it ({first_line(err)}); "
+                "nothing of this write was committed: rerun to complete it"
+            ) from None
+        raise
+
+
+def delta_version(path: str | Path) -> int | None:
+    """The latest commit version of the Delta table at ``path`` (a local path or a URI), ``None`` when it has none.
+
+    Reads the ``_delta_log`` listing only (through ``pyarrow.fs`` for URIs).
+    """
+    text = table_path(path)
+    fs, where = (pafs.LocalFileSystem(), text) if is_local(text) else pafs.FileSystem.from_uri(text)
+    listing = fs.get_file_info(pafs.FileSelector(f"{where.rstrip('/')}/_delta_log", allow_not_found=True))
+    versions = [int(m[1]) for f in listing if (m := _COMMIT.match(f.base_name))]
+    return max(versions) if versions else None
 
 
 def _drop_parquet_partition(path: str, partition: Mapping[str, str]) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import pyarrow.fs as pafs
 from pyspark.sql import functions as F
 
 from ..engine.factory import LakeSession
-from ..lake.tables import is_local, lake_table, read_table, table_exists, write_table
+from ..lake.tables import delta_version, is_local, lake_table, read_table, table_exists, write_table
 from .params import STAGES_TABLE
 
 #: Columns of ``pipeline_stages``: one row per completed stage run.
@@ -37,7 +36,6 @@ STAGES_SCHEMA = pa.schema(
         ("finished_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-_COMMIT = re.compile(r"^(\d{20})\.json$")
 _MISSING = "missing"
 
 
@@ -55,10 +53,9 @@ def identity(path: str) -> str:
         return _MISSING
     if info.type == pafs.FileType.File:
         return _digest([(info.size, info.mtime_ns)])
-    log = fs.get_file_info(pafs.FileSelector(f"{where.rstrip('/')}/_delta_log", allow_not_found=True))
-    versions = [int(m[1]) for f in log if (m := _COMMIT.match(f.base_name))]
-    if versions:
-        return f"delta:v{max(versions)}"
+    version = delta_version(path)
+    if version is not None:
+        return f"delta:v{version}"
     listing = fs.get_file_info(pafs.FileSelector(where, recursive=True))
     return _digest(sorted((f.path, f.size, f.mtime_ns) for f in listing if f.type == pafs.FileType.File))
 

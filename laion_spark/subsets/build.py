@@ -37,7 +37,7 @@ from ..engine.factory import LakeSession
 from ..errors import InputError
 from ..lake.columns import require_columns
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import is_local, lake_table, read_table, table_exists, table_path, write_table
+from ..lake.tables import delta_version, is_local, lake_table, read_table, table_exists, table_path, write_table
 from ..pipeline.config import PipelineConfig, SafetyConfig, SubsetSpec, load_pipeline_config
 
 JOB = "subsets"
@@ -177,11 +177,14 @@ def build_subsets(lake: LakeSession, lake_dir: str | Path, config: PipelineConfi
 
     Every subset is planned and checked (``joined``'s columns, extra columns, an
     existing table's columns) before the first table is written, so a
-    :class:`SubsetError` or :class:`~laion_spark.lake.TableError` leaves the lake as it was.
+    :class:`SubsetError` or :class:`~laion_spark.lake.TableError` leaves the lake as it was. Every
+    subset and count is read from one snapshot of ``joined`` (its Delta version at the start).
     """
     config = config or load_pipeline_config()
     joined_path = lake_table(lake_dir, "joined")
-    joined = read_table(lake, joined_path)
+    # One snapshot for every action of the run: a join-tags committing meanwhile changes no count or subset.
+    version = delta_version(joined_path) if lake.table_format == "delta" else None
+    joined = read_table(lake, joined_path, version=version)
     require_columns(joined.schema, JOINED_COLUMNS, joined_path)
     planned = []
     for spec in config.subsets:

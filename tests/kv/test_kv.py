@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +25,7 @@ from laion_spark.cli.app import app
 from laion_spark.engine.factory import LakeSession
 from laion_spark.kv.build import KVBuildError, _range_bounds, _range_writer, build_kv
 from laion_spark.kv.reader import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
-from laion_spark.lake.tables import read_table, write_table
+from laion_spark.lake.tables import WriteConflictError, read_table, write_table
 
 # LAION's usage-guide example (DESIGN.md section 2).
 EXAMPLE_URL = (
@@ -383,3 +388,29 @@ def test_empty_table_gives_an_empty_kv_that_reads_back(sail: LakeSession, tmp_pa
     assert (result.rows_in, out.stat().st_size) == (0, 0)
     values, found = KV(out).get_batch(np.array([1, 2]))
     assert values.shape == (2, 1) and not found.any()
+
+
+def test_a_staging_folder_left_by_a_killed_build_is_removed_and_the_build_completes(
+    sail: LakeSession, tmp_path: Path
+) -> None:
+    """Pins the staging folder's OWNER check: without it the orphaned folder refuses every later build."""
+    rows = _scores(300, seed=9)
+    table = _delta(sail, rows, tmp_path / "t")
+    staging = tmp_path / "out.kv.staging"
+    staging.mkdir()
+    (staging / "range-000000.kv").write_bytes(b"half a fragment")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (staging / "OWNER").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    result = build_kv(sail, table, tmp_path / "out.kv", ["aesthetic"])
+    assert result.rows_written > 0 and not staging.exists()
+    KV(tmp_path / "out.kv").verify()
+
+
+def test_a_staging_folder_of_a_running_build_is_refused_as_a_conflict(sail: LakeSession, tmp_path: Path) -> None:
+    table = _delta(sail, _scores(50, seed=9), tmp_path / "t")
+    staging = tmp_path / "out.kv.staging"
+    staging.mkdir()
+    (staging / "OWNER").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    with pytest.raises(WriteConflictError, match="another build of this file is writing now"):
+        build_kv(sail, table, tmp_path / "out.kv", ["aesthetic"])
+    assert staging.exists() and not (tmp_path / "out.kv").exists()
