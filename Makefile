@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 DEMO_OUT ?= demo-out
 DEMO_ROWS ?= 20000
 DIST ?= dist
+PYTEST_ARGS ?=
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
@@ -22,7 +23,7 @@ demo: venv
 	$(VENV)/bin/laion-spark demo --out $(DEMO_OUT) --rows $(DEMO_ROWS) $(if $(DEMO_HEAD),--head $(DEMO_HEAD))
 
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check laion_spark jobs tests bench

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from browser import console_errors, dump_dom, require_chromium
 from conftest import run_cli
 from lake_builders import make_joined, write_joined
 from PIL import Image
@@ -23,7 +23,6 @@ from laion_spark.report import build_report
 from laion_spark.report.data import gather_report_data, latest_runs
 from laion_spark.subsets.build import build_subsets
 
-CHROMIUM = Path("/usr/bin/chromium")
 CONFIG = PipelineConfig(
     safety=SafetyConfig(),
     subsets=(SubsetSpec("laion_art", 8.0, extra_columns=("LANGUAGE",)), SubsetSpec("aesthetics_6plus", 6.0)),
@@ -167,34 +166,14 @@ def test_latest_runs_keep_only_the_newest_run_of_each_job():
     assert sorted(zip(latest["run_id"], latest["metric"], strict=True)) == [("b", "rows"), ("c", "rows")]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium")
 def test_chromium_renders_the_cli_report_with_its_charts(lake_dir, tmp_path):
+    require_chromium()
     out = tmp_path / "cli-report"
     run_cli("report", "--lake", str(lake_dir), "--out", str(out), "--log-scale")
     url = (out / "index.html").as_uri()
-    common = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chrome'}",
-        "--window-size=1280,2000",
-    ]
     shot = tmp_path / "shot.png"
-    proc = subprocess.run(
-        [*common, "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    log = proc.stdout + proc.stderr
-    assert not [line for line in log.splitlines() if "Uncaught" in line or "ERROR:CONSOLE" in line], log
-    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert console_errors(url, tmp_path / "chrome", shot) == []
+    dom = dump_dom(url, tmp_path / "chrome")
     assert dom.count('<img src="data:image/png;base64,') == 4
     assert "Score distribution" in dom and "Subset funnel" in dom and "Run summary" in dom
     image = np.asarray(Image.open(shot).convert("RGB"))
