@@ -138,10 +138,11 @@ def inspect_shard(shard: Shard, dim: int) -> ShardTask | RefusedShard:
     try:
         shape = shard.shape()
         footer = pq.ParquetFile(shard.metadata)
-    except (OSError, ValueError) as err:
+        names = footer.schema_arrow.names
+    except (OSError, ValueError, pa.ArrowException) as err:
         return RefusedShard(shard.index, shard.npy, 0, f"unreadable: {err}")
     n_meta = footer.metadata.num_rows
-    missing = [c for c in _METADATA_COLUMNS if c not in footer.schema_arrow.names]
+    missing = [c for c in _METADATA_COLUMNS if c not in names]
     if missing:
         reason = f"{Path(shard.metadata).name} lacks column(s) {', '.join(missing)}"
     elif len(shape) != 2:

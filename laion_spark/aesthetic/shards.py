@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 _NPY = re.compile(r"^img_emb_(\d+)\.npy$")
 _META = re.compile(r"^metadata_(\d+)\.parquet$")
@@ -51,8 +51,8 @@ class Shard:
                 else:
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
                 data_start = handle.tell()
-        except (OSError, ValueError, SyntaxError) as err:
-            raise ShardLayoutError(f"{self.npy}: not a readable .npy file ({err})") from None
+        except Exception as err:  # noqa: BLE001 - numpy's header parser raises ValueError, SyntaxError, TokenError ...
+            raise ShardLayoutError(f"{self.npy}: not a readable .npy file ({first_line(err)})") from None
         if len(shape) != 2 or fortran or dtype.kind != "f":
             raise ShardLayoutError(f"{self.npy}: expected a 2-D C-order float array, got {dtype} of shape {shape}")
         size = Path(self.npy).stat().st_size

@@ -62,10 +62,10 @@ def read_footers(path: str | Path, what: str) -> ParquetFiles:
     for file in files:
         try:
             meta = pq.read_metadata(file)
-        except (OSError, pa.ArrowException) as err:
+            columns.append(spark_columns(meta.schema.to_arrow_schema()))
+        except (OSError, pa.ArrowException, ValueError) as err:  # ValueError: a name that is not UTF-8
             unreadable.append(f"  {file}: {err}")
             continue
-        columns.append(spark_columns(meta.schema.to_arrow_schema()))
         rows += meta.num_rows
     if unreadable:
         raise JoinInputError(f"{what}: not readable as parquet:\n" + "\n".join(_capped(unreadable)))

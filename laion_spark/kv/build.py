@@ -186,8 +186,8 @@ def read_source(lake: LakeSession, table: str | Path) -> DataFrame:
         check_data_files(path)
     else:
         try:
-            pq.read_metadata(path)
-        except (OSError, pa.ArrowException) as err:
+            pq.read_metadata(path).schema.to_arrow_schema()
+        except (OSError, pa.ArrowException, ValueError) as err:  # ValueError: a name that is not UTF-8
             raise TableError(f"{text} is not readable parquet ({err})") from None
     return lake.spark.read.parquet(text)
 

@@ -129,8 +129,8 @@ def check_data_files(folder: Path) -> None:
         if "_delta_log" in file.relative_to(folder).parts:
             continue
         try:
-            pq.read_metadata(file)
-        except (OSError, pa.ArrowException) as err:
+            pq.read_metadata(file).schema.to_arrow_schema()
+        except (OSError, pa.ArrowException, ValueError) as err:  # ValueError: a name that is not UTF-8
             raise TableError(
                 f"{folder}: data file {file.relative_to(folder)} is not readable parquet ({err})"
             ) from None

@@ -12,13 +12,10 @@ from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-import yaml
-
 from ..engine.profiles import conf_dir
-from ..errors import first_line
 from ..lake.collections import COLLECTIONS
 from .spec import PipelineSpec, parse_pipeline_spec
-from .validate import PipelineConfigError, is_int, mapping, number, strings
+from .validate import PipelineConfigError, is_int, mapping, number, read_yaml, strings
 
 _SUBSET_NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -72,15 +69,7 @@ def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
     source = Path(path) if path is not None else default_config_path()
     if not source.is_file():
         raise PipelineConfigError(f"pipeline config not found: {source}")
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise PipelineConfigError(f"{source}: not UTF-8 text ({err})") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or first_line(err)
-        raise PipelineConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    data = read_yaml(source)
     path = source
     try:
         return parse_pipeline_config(data)

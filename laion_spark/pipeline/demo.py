@@ -21,6 +21,7 @@ from ..engine.factory import LakeSession, open_session
 from ..sample import generate_sample
 from .config import default_config_path, load_pipeline_config
 from .runner import run_pipeline
+from .validate import read_yaml
 
 #: The published head the demo prefers.
 DEMO_HEAD = "laion-v1-l14"
@@ -77,7 +78,7 @@ def demo_config(out: Path, head: str, template: str | Path | None = None) -> Pat
     """Write ``out/pipeline.yaml``: the pipeline config (default: the packaged one) rooted at ``out``, scoring with
     ``head``. Returns its path; ``laion-spark pipeline --config`` that path reruns the demo's pipeline."""
     source = Path(template) if template is not None else default_config_path()
-    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data = read_yaml(source)
     data["pipeline"] = {**data.get("pipeline", {}), "root": str(out), "head": head}
     target = out / "pipeline.yaml"
     target.write_text(

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.resources.abc import Traversable
+from pathlib import Path
 
-from ..errors import InputError
+import yaml
+
+from ..errors import InputError, first_line
+
+#: The largest config file read (a pipeline config is a few kilobytes).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class PipelineConfigError(InputError):
@@ -70,3 +77,37 @@ def flag(value: object, where: str) -> bool:
     if not isinstance(value, bool):
         raise PipelineConfigError(f"{where}: expected true or false, got {value!r}")
     return value
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a config never needs them, and aliases can expand a small file
+    into an enormous tree ("billion laughs")."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise PipelineConfigError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a config")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(source: Path | Traversable) -> object:
+    """The parsed YAML of ``source``; :class:`PipelineConfigError` naming the file (and line) for anything else."""
+    try:
+        raw = source.read_bytes()
+    except OSError as err:
+        raise PipelineConfigError(f"{source}: not readable ({err})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise PipelineConfigError(f"{source}: {len(raw):,} bytes, more than a config may have ({MAX_CONFIG_BYTES:,})")
+    try:
+        return yaml.load(raw.decode("utf-8"), Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
+    except UnicodeDecodeError as err:
+        raise PipelineConfigError(f"{source}: not UTF-8 text ({err})") from None
+    except PipelineConfigError as err:
+        raise PipelineConfigError(f"{source}: {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or first_line(err)
+        raise PipelineConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise PipelineConfigError(f"{source}: nested too deeply to be a config") from None
