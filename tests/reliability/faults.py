@@ -34,6 +34,7 @@ class StageRun:
     tables: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     fresh: bool = False  # start without its tables (it creates them), instead of rewriting them
+    inside: str | None = None  # a glob (under the root) that exists only while the stage writes: kill point 0
 
 
 @dataclass
@@ -62,7 +63,10 @@ def prepare(root: Path, reference: Path, stage: StageRun) -> Path:
 
 
 def run(stage: StageRun, root: Path, kill_at: int | None = None, kill_after_s: float = 0.0) -> subprocess.Popen:
-    """Run the stage's command; with ``kill_at``, SIGKILL it at that many new commits (0: after ``kill_after_s``)."""
+    """Run the stage's command; with ``kill_at``, SIGKILL it at that many new commits.
+
+    ``kill_at=0``: as soon as ``stage.inside`` matches a file when the stage has one, else after ``kill_after_s``.
+    """
     lake = root / "lake"
     before = commits(lake)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -79,7 +83,11 @@ def run(stage: StageRun, root: Path, kill_at: int | None = None, kill_after_s: f
     started = time.monotonic()
     while proc.poll() is None:
         done = commits(lake) - before
-        if (kill_at == 0 and time.monotonic() - started >= kill_after_s) or (kill_at > 0 and done >= kill_at):
+        if kill_at == 0 and stage.inside:
+            due = any(root.glob(stage.inside))
+        else:
+            due = done >= kill_at if kill_at > 0 else time.monotonic() - started >= kill_after_s
+        if due:
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.002)

@@ -69,6 +69,7 @@ STAGES = [
                    "--value-format", "ee", "--out", f"{r}/kv/watermark_safety.kv", "--lake", f"{r}/lake",
                    "--max-rows-per-range", "200"],
         files=("kv/watermark_safety.kv",),
+        inside="kv/watermark_safety.kv.staging/range-*",
     ),
     StageRun(
         "report",
