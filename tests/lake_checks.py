@@ -45,10 +45,16 @@ def digest(table: pa.Table, columns: Iterable[str] | None = None, digits: int = 
     return table.num_rows, hashlib.sha256("\n".join([repr(names), *lines]).encode()).hexdigest()
 
 
-def lake_digests(lake: Path, columns: dict[str, list[str]] | None = None) -> dict[str, tuple[int, str]]:
-    """:func:`digest` of every table of ``lake`` but the bookkeeping ones (``columns`` picks some per table)."""
-    return {
-        p.name: digest(read_any(p), (columns or {}).get(p.name))
-        for p in sorted(lake.iterdir())
-        if p.is_dir() and p.name not in BOOKKEEPING
-    }
+#: Columns of a ledger that name the run or where it ran (the tar's and the embeddings' absolute paths):
+#: two runs in two folders differ there by design.
+RUN_COLUMNS = {"image_tars": ("run_id", "tar", "embeddings")}
+
+
+def lake_digests(lake: Path) -> dict[str, tuple[int, str]]:
+    """:func:`digest` of every table of ``lake`` but the bookkeeping ones, without the run-naming columns."""
+    digests = {}
+    for path in sorted(p for p in lake.iterdir() if p.is_dir() and p.name not in BOOKKEEPING):
+        table = read_any(path)
+        skip = RUN_COLUMNS.get(path.name, ())
+        digests[path.name] = digest(table, [c for c in table.column_names if c not in skip])
+    return digests

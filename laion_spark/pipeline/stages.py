@@ -153,11 +153,11 @@ def _images(ctx: StageContext) -> list[RunSummary]:
 
 
 def _image_outputs(ctx: StageContext) -> list[str]:
-    from ..clip.params import IMAGE_TABLES
+    from ..clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE
 
     params = ctx.params("images")
     extra = [ctx.spec.path(params.write_embeddings)] if params.write_embeddings else []
-    return [*(ctx.table(t) for t in IMAGE_TABLES), *extra]
+    return [*(ctx.table(t) for t in (IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE)), *extra]
 
 
 # -- join ---------------------------------------------------------------------------------------------------

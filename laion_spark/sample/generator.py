@@ -151,6 +151,9 @@ def generate_sample(
             "tars": [p.relative_to(out).as_posix() for p in webdataset["tars"]],
             "samples": webdataset["samples"],
             "corrupt_keys": webdataset["corrupt_keys"],
+            "bad_members": webdataset["bad_members"],
+            "photos": webdataset["photos"],
+            "formats": webdataset["formats"],
         },
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from conftest import REPO
 
 from laion_spark.aesthetic import score_embeddings
 from laion_spark.aesthetic.distribution import build_score_distribution
@@ -92,6 +94,10 @@ def _bad_files(root: Path, sample: Path) -> None:
     (root / "bad.conf").write_text("spark.sql.shuffle.partitions 4\njust_a_key\n")
     (root / "unknown_key.yaml").write_text("subsets: [{name: a, threshold: 5}]\nthreshhold: 7\n")
     (root / "wrong_type.yaml").write_text("subsets:\n  - name: a\n    threshold: high\n")
+    (root / "wrong_stage.yaml").write_text("subsets: [{name: a, threshold: 5}]\n")
+    elsewhere = yaml.safe_load((REPO / "conf" / "pipeline.yaml").read_text())
+    elsewhere["pipeline"].update(root=str(root / "empty"), head=str(sample / "heads" / "synthetic-l14.pth"))
+    (root / "missing_input.yaml").write_text(yaml.safe_dump(elsewhere, sort_keys=False))
     (root / "not_yaml.yaml").write_text("subsets: [unclosed\n  - : :\n")
     (root / "non_empty").mkdir()
     (root / "non_empty" / "keep.txt").write_text("mine")
@@ -366,6 +372,87 @@ CASES = [
         "{root}/head.pth: not a readable torch state dict",
     ),
     Case("demo-too-few-rows", ("demo", "--out", "{root}/d", "--rows", "5"), "--rows"),
+    Case(
+        "images-glob-matches-nothing",
+        (
+            "score-images",
+            "--shards",
+            "{root}/empty/*.tar",
+            "--model",
+            "laion-spark-tiny",
+            "--head",
+            HEAD,
+            "--lake",
+            "{lake}",
+        ),
+        "matched no file",
+    ),
+    Case(
+        "images-model-without-weights",
+        (
+            "score-images",
+            "--shards",
+            "{sample}/webdataset/*.tar",
+            "--model",
+            "ViT-L-14",
+            "--head",
+            HEAD,
+            "--lake",
+            "{lake}",
+        ),
+        "give the weights as ViT-L-14:TAG",
+    ),
+    Case(
+        "embed-text-missing-table",
+        (
+            "embed-text",
+            "--table",
+            "{root}/nowhere",
+            "--column",
+            "TEXT",
+            "--model",
+            "laion-spark-tiny",
+            "--out",
+            "{root}/emb",
+        ),
+        "{root}/nowhere",
+    ),
+    Case(
+        "embed-text-unknown-column",
+        (
+            "embed-text",
+            "--table",
+            "{lake}/joined",
+            "--column",
+            "CAPTION",
+            "--model",
+            "laion-spark-tiny",
+            "--out",
+            "{root}/emb",
+        ),
+        "CAPTION",
+    ),
+    Case(
+        "pipeline-config-without-pipeline",
+        ("pipeline", "--config", "{root}/wrong_stage.yaml"),
+        "pipeline: missing section",
+    ),
+    Case(
+        "pipeline-unknown-stage",
+        ("pipeline", "--only", "scoring", "--root", "{root}"),
+        "--only scoring: not a configured stage",
+    ),
+    Case(
+        "pipeline-missing-input",
+        ("pipeline", "--config", "{root}/missing_input.yaml"),
+        "{root}/empty/sample/embeddings/laion2B-en does not exist",
+    ),
+    Case("sql-bad-query", ("sql", "SELECT nope FROM joined", "--lake", "{lake}"), "query:"),
+    Case(
+        "sql-lake-with-no-tables",
+        ("sql", "SELECT 1", "--lake", "{root}/empty"),
+        "--lake {root}/empty: holds no delta table",
+    ),
 ]
 
 

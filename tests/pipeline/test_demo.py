@@ -81,6 +81,7 @@ def test_every_stage_of_the_demo_records_its_run_under_its_command_name(demo):
     jobs = set(runs["job"])
     assert jobs == {
         "score-embeddings",
+        "score-images",
         "join-tags",
         "subsets",
         "stats",

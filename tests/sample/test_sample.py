@@ -7,8 +7,10 @@ import io
 import json
 import re
 import tarfile
+from collections import Counter
 from pathlib import Path
 
+import matplotlib
 import mmh3
 import numpy as np
 import pyarrow as pa
@@ -31,6 +33,7 @@ from laion_spark.sample import (
     published_proportions,
 )
 from laion_spark.sample.distribution import bucket_quotas
+from laion_spark.sample.webdataset import BAD_MEMBERS
 
 ROWS = 20_000
 _PART = re.compile(
@@ -274,31 +277,64 @@ def _tar_members(path: Path) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
         return {m.name: (m, tar.extractfile(m).read()) for m in tar.getmembers()}
 
 
-def test_webdataset_images_decode_except_the_one_corrupt_jpeg(sample: tuple[Path, dict]) -> None:
+def test_webdataset_images_decode_except_the_planted_bad_members(sample: tuple[Path, dict]) -> None:
     out, manifest = sample
     web = manifest["webdataset"]
     raw = _metadata(out, "laion2B-en").to_pandas()
-    broken, decoded = [], 0
+    bad = web["bad_members"]
+    assert sorted(bad) == sorted(BAD_MEMBERS) and web["corrupt_keys"] == sorted(bad.values())
+    broken, decoded, formats = {}, 0, Counter()
     for tar in web["tars"]:
         members = _tar_members(out / tar)
         assert {(m.mtime, m.uid, m.gid, m.uname) for m, _ in members.values()} == {(1_640_995_200, 0, 0, "bigdata")}
         for name, (_, data) in members.items():
-            if not name.endswith(".jpg"):
+            key, kind = name.split(".", 1)
+            if kind in ("txt", "json"):
                 continue
-            key = name[: -len(".jpg")]
+            formats[kind] += 1
             record = json.loads(members[f"{key}.json"][1])
-            assert record["key"] == key and members[f"{key}.txt"][1].decode("utf-8") == record["caption"]
+            assert record["key"] == key
             assert ((raw["URL"] == record["url"]) & (raw["TEXT"] == record["caption"])).any()
+            if key == bad["missing_caption"]:
+                assert f"{key}.txt" not in members
+            else:
+                assert members[f"{key}.txt"][1].decode("utf-8") == record["caption"]
+            if kind == "bmp":
+                broken[key] = "unknown_member"
+                continue
             try:
                 with Image.open(io.BytesIO(data)) as image:
                     image.load()
-                    assert min(image.size) >= 64 and max(image.size) <= 256
+                    assert image.format == {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[kind]
                     assert image.size == (record["width"], record["height"])
+                    if key not in web["photos"] or web["photos"][key].endswith("crop"):
+                        assert min(image.size) >= 64 and max(image.size) <= 256
                 decoded += 1
-            except OSError:
-                broken.append(key)
-    assert broken == web["corrupt_keys"] and len(broken) == 1
-    assert decoded + 1 == web["samples"] == 64
+            except OSError as err:
+                broken[key] = "empty_image" if not data else "truncated_image" if "truncated" in str(err) else "other"
+    # the undecodable bytes are no image at all; the empty one has no bytes; the truncated one stops early
+    assert broken == {
+        bad["unknown_member"]: "unknown_member",
+        bad["empty_image"]: "empty_image",
+        bad["undecodable_image"]: "other",
+        bad["truncated_image"]: "truncated_image",
+    }
+    assert decoded + len(broken) == web["samples"] == 64
+    assert dict(formats) == web["formats"] and formats["png"] >= 3 and formats["webp"] >= 3
+
+
+def test_webdataset_holds_matplotlibs_photographs_byte_for_byte(sample: tuple[Path, dict]) -> None:
+    out, manifest = sample
+    photos = manifest["webdataset"]["photos"]
+    members = {}
+    for tar in manifest["webdataset"]["tars"]:
+        images = {n: d for n, (_, d) in _tar_members(out / tar).items() if n.endswith((".jpg", ".png", ".webp"))}
+        members.update({name.split(".")[0]: data for name, data in images.items()})
+    sample_data = Path(matplotlib.get_data_path()) / "sample_data"
+    for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"):
+        (key,) = [k for k, source in photos.items() if source == name]
+        assert members[key] == (sample_data / name).read_bytes()
+    assert sum(source.endswith("crop") for source in photos.values()) == 4
 
 
 def test_refuses_a_non_empty_folder_that_is_not_a_sample(tmp_path: Path) -> None:

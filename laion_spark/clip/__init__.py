@@ -1,0 +1,49 @@
+"""CLIP inference in Spark: webdataset images and captions -> embeddings -> aesthetic scores.
+
+Reads: webdataset tar shards (``KEY.jpg|png|webp`` + ``KEY.txt`` + ``KEY.json``, as img2dataset writes
+them) and any lake table with a caption column (``embed_text``).
+Writes: ``image_aesthetic_tags``, ``image_errors`` and ``image_tars`` (``score_images``), embedding
+shards in the parquet_npy layout (``img_emb/img_emb_XXXX.npy`` + ``metadata/metadata_XXXX.parquet``),
+the ``embed_text`` output table; every job appends its run to ``runs``.
+
+Modules, one role each: ``model`` (spec, tiny architecture, process-wide cache), ``device`` (which
+GPU), ``batching`` (inference batches, OOM back-off), ``reader`` (tars), ``decode`` (PIL threads or
+GPU JPEG), ``text`` (dynamic padding, ``embed_text_frame``), ``images`` (one tar inside a task),
+``writer`` (atomic files), ``progress`` (INFO lines), ``job`` (the jobs), ``params`` (light defaults).
+"""
+
+from .._lazy import lazy_exports
+
+__all__ = [
+    "IMAGE_ERRORS_TABLE",
+    "IMAGE_TAGS_TABLE",
+    "IMAGE_TARS_TABLE",
+    "TINY_MODEL",
+    "ClipModel",
+    "ImageScoreSummary",
+    "InferenceBatches",
+    "ModelSpec",
+    "ModelSpecError",
+    "ShardsError",
+    "embed_text",
+    "embed_text_frame",
+    "encode_captions",
+    "load_model",
+    "model_loads",
+    "precision_for",
+    "score_images",
+    "select_device",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".params": ["IMAGE_ERRORS_TABLE", "IMAGE_TAGS_TABLE", "IMAGE_TARS_TABLE", "TINY_MODEL"],
+        ".model": ["ClipModel", "ModelSpec", "ModelSpecError", "load_model", "model_loads"],
+        ".device": ["precision_for", "select_device"],
+        ".batching": ["InferenceBatches"],
+        ".text": ["embed_text_frame", "encode_captions"],
+        ".job": ["ImageScoreSummary", "ShardsError", "embed_text", "score_images"],
+    },
+    __all__,
+)

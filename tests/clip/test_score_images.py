@@ -1,0 +1,228 @@
+"""score-images: tars -> embeddings -> scores in the lake; bad members counted; resume; CLI contract."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import deltalake
+import mmh3
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from clip_builders import TINY, kill_when, linear_head, plain_image_embeddings, write_tars
+from typer.testing import CliRunner
+
+from laion_spark.aesthetic.heads import load_head
+from laion_spark.aesthetic.scoring import TAGS_TABLE, score_embeddings
+from laion_spark.cli import app
+from laion_spark.clip import job as clip_job
+from laion_spark.clip import load_model, score_images
+from laion_spark.clip.model import ModelSpec
+from laion_spark.clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE
+from laion_spark.engine.factory import LakeSession
+from laion_spark.errors import InputError, InvariantError
+
+
+@pytest.fixture(scope="module")
+def tars(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Two tars of 32 samples: photographs, PNG and WebP members, one of each planted bad member."""
+    folder = tmp_path_factory.mktemp("laion2B-en")
+    return folder, write_tars(folder, 2)
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return linear_head(tmp_path_factory.mktemp("head") / "tiny-head.pth")
+
+
+@pytest.fixture(scope="module")
+def scored(sail: LakeSession, tars: tuple[Path, dict], head: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One run over both tars, with the embeddings written."""
+    out = tmp_path_factory.mktemp("run")
+    summary = score_images(
+        sail, tars[0] / "*.tar", TINY, head, out / "lake", write_embeddings=out / "emb", batch_size=8
+    )
+    return out, summary
+
+
+def read(path: Path) -> pd.DataFrame:
+    return deltalake.DeltaTable(str(path)).to_pandas()
+
+
+def test_embeddings_equal_a_plain_open_clip_loop_over_the_same_images(scored, tars, head) -> None:
+    out, _ = scored
+    clip = load_model(ModelSpec.parse(TINY), "cpu")
+    tags = read(out / "lake" / IMAGE_TAGS_TABLE).set_index("key")
+    scorer = load_head(head)
+    for shard in (0, 1):
+        plain = plain_image_embeddings(clip, tars[0] / f"{shard:05d}.tar")
+        meta = pq.read_table(out / "emb" / "metadata" / f"metadata_{shard:04d}.parquet").to_pandas()
+        emb = np.load(out / "emb" / "img_emb" / f"img_emb_{shard:04d}.npy")
+        assert emb.dtype == np.float16 and emb.shape == (len(meta), 768)
+        expected = np.stack([plain[k] for k in meta["key"]])
+        np.testing.assert_allclose(emb.astype(np.float32), expected, atol=1e-3)  # fp16 rounding
+        np.testing.assert_allclose(tags.loc[meta["key"], "aesthetic"], scorer.score(expected), atol=1e-4)
+        hashes = [mmh3.hash64((u + c).encode("utf-8"))[0] for u, c in zip(meta["url"], meta["caption"], strict=True)]
+        assert tags.loc[meta["key"], "hash"].tolist() == hashes
+
+
+def test_each_planted_bad_member_is_counted_and_rows_add_up(scored, tars) -> None:
+    out, summary = scored
+    bad = tars[1]["bad_members"]
+    errors = read(out / "lake" / IMAGE_ERRORS_TABLE)
+    assert dict(zip(errors["key"], errors["kind"], strict=True)) == {key: kind for kind, key in bad.items()}
+    m = summary.metrics
+    assert {k: v for k, v in m.items() if k.startswith("failed_")} == {f"failed_{kind}": 1 for kind in bad}
+    assert (m["rows_in"], m["rows_embedded"], m["rows_failed"]) == (64, 59, 5)
+    assert m["rows_in"] == m["rows_embedded"] + m["rows_failed"]
+    tags = read(out / "lake" / IMAGE_TAGS_TABLE)
+    assert len(tags) == 59 and not set(tags["key"]) & set(errors["key"])
+    assert set(tags.columns) == {"hash", "aesthetic", "key", "shard", "model", "source", "head", "collection"}
+    assert set(tags["source"]) == {"images"} and set(tags["model"]) == {"laion-spark-tiny:random"}
+    assert set(tags["collection"]) == {tars[0].name} and set(tags["head"]) == {"tiny-head"}
+    ledger = read(out / "lake" / IMAGE_TARS_TABLE).sort_values("shard")
+    failed = [sum(key.startswith(f"{shard:05d}") for key in bad.values()) for shard in (0, 1)]
+    assert ledger[["shard", "rows", "embedded", "failed"]].values.tolist() == [
+        [shard, 32, 32 - failed[shard], failed[shard]] for shard in (0, 1)
+    ]
+    assert not (out / "lake" / "_staging").exists()
+
+
+def test_photos_png_and_webp_members_are_embedded(scored, tars) -> None:
+    out, _ = scored
+    keys = set(read(out / "lake" / IMAGE_TAGS_TABLE)["key"])
+    assert set(tars[1]["photos"]) <= keys and tars[1]["formats"]["webp"] >= 3
+
+
+def test_score_embeddings_reads_the_written_shards_back(sail: LakeSession, scored, head) -> None:
+    out, _ = scored
+    score_embeddings(sail, out / "emb", head, out / "reread")
+    again = read(out / "reread" / TAGS_TABLE).set_index("hash")["aesthetic"]
+    from_images = read(out / "lake" / IMAGE_TAGS_TABLE).set_index("hash")["aesthetic"]
+    assert len(again) == len(from_images) == 59
+    np.testing.assert_allclose(again.loc[from_images.index], from_images, atol=0.02)  # fp16 embeddings
+
+
+def test_a_rerun_skips_finished_tars_and_commits_nothing(sail: LakeSession, scored, tars, head) -> None:
+    out, _ = scored
+    versions = {t: deltalake.DeltaTable(str(out / "lake" / t)).version() for t in (IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE)}
+    again = score_images(sail, tars[0] / "*.tar", TINY, head, out / "lake", write_embeddings=out / "emb")
+    assert (again.metrics["tars_skipped"], again.metrics["tars_scored"], again.metrics["rows_skipped"]) == (2, 0, 64)
+    assert {t: deltalake.DeltaTable(str(out / "lake" / t)).version() for t in versions} == versions
+
+
+def test_a_crash_between_commits_resumes_from_the_staged_rows_without_duplicates(
+    sail: LakeSession, tars, head, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = clip_job.write_table
+
+    def crash_on_errors(lake, df, path, **kwargs):
+        if str(path).endswith(IMAGE_ERRORS_TABLE):
+            raise KeyboardInterrupt("killed between the two commits")
+        return real(lake, df, path, **kwargs)
+
+    monkeypatch.setattr(clip_job, "write_table", crash_on_errors)
+    with pytest.raises(KeyboardInterrupt):
+        score_images(sail, tars[0] / "*.tar", TINY, head, tmp_path / "lake", tars_per_commit=2)
+    assert len(read(tmp_path / "lake" / IMAGE_TAGS_TABLE)) == 59
+    monkeypatch.setattr(clip_job, "write_table", real)
+    resumed = score_images(sail, tars[0] / "*.tar", TINY, head, tmp_path / "lake", tars_per_commit=2)
+
+    assert resumed.metrics["infer_ms"] == 0, "staged tars are committed, not embedded again"
+    assert (resumed.metrics["rows_embedded"], resumed.metrics["rows_failed"]) == (59, 5)
+    tags, errors = read(tmp_path / "lake" / IMAGE_TAGS_TABLE), read(tmp_path / "lake" / IMAGE_ERRORS_TABLE)
+    assert len(tags) == 59 and not tags.duplicated("key").any() and len(errors) == 5
+    assert read(tmp_path / "lake" / IMAGE_TARS_TABLE)["shard"].tolist() in ([0, 1], [1, 0])
+
+
+def test_lake_rows_that_disagree_with_the_record_refuse_the_run_before_writing(
+    sail: LakeSession, scored, tars, head
+) -> None:
+    out, _ = scored
+    lake = out / "refuse"
+    score_images(sail, tars[0] / "00000.tar", TINY, head, lake)
+    tags = deltalake.DeltaTable(str(lake / IMAGE_TAGS_TABLE))
+    tags.delete("key = '000000000'")
+    versions = {t: deltalake.DeltaTable(str(lake / t)).version() for t in (IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE)}
+    with pytest.raises(clip_job.ShardsError, match=r"1 tar\(s\) refused, first .*00000.tar \(shard 0\)"):
+        score_images(sail, tars[0] / "*.tar", TINY, head, lake)
+    assert {t: deltalake.DeltaTable(str(lake / t)).version() for t in versions} == versions
+
+
+def test_rows_not_in_the_lake_exactly_once_are_an_invariant_error(
+    sail: LakeSession, tars, head, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = clip_job._commit_group
+    monkeypatch.setattr(clip_job, "_commit_group", lambda *a, **k: (real(*a, **k), real(*a, **k)))
+    with pytest.raises(InvariantError, match="not in the lake exactly once") as caught:
+        score_images(sail, tars[0] / "00001.tar", TINY, head, tmp_path / "lake")
+    assert caught.value.summary.metrics["rows_in"] == 32
+    runs = read(tmp_path / "lake" / "runs")
+    assert caught.value.summary.run_id in set(runs["run_id"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"shards": "nowhere/*.tar"}, "matched no file"),
+        ({"shards": "FOLDER"}, "is a folder; give a glob"),
+        ({"spec": "ViT-B-32:random"}, "takes 768-wide embeddings but model ViT-B-32:random gives 512"),
+        ({"spec": "nope"}, "unknown open_clip architecture"),
+        ({"batch_size": 0}, "--batch-size"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(
+    sail: LakeSession, tars, head, tmp_path: Path, change: dict, message: str
+) -> None:
+    args = {"shards": str(tars[0] / "*.tar"), "spec": TINY, "batch_size": 8, **change}
+    if args["shards"] == "FOLDER":
+        args["shards"] = str(tars[0])
+    with pytest.raises(InputError, match=re.escape(message)):
+        score_images(sail, args["shards"], args["spec"], head, tmp_path / "lake", batch_size=args["batch_size"])
+    assert not (tmp_path / "lake").exists()
+
+
+def test_cli_bad_input_exits_2_with_one_line_naming_it(cli_on_sail: None, tars, head, tmp_path: Path) -> None:
+    base = ["score-images", "--head", str(head), "--lake", str(tmp_path / "lake")]
+    for extra, culprit in (
+        (["--shards", str(tmp_path / "*.tar"), "--model", TINY], "matched no file"),
+        (["--shards", str(tars[0] / "*.tar"), "--model", "ViT-L-14"], "give the weights as ViT-L-14:TAG"),
+    ):
+        result = CliRunner().invoke(app, [*base, *extra])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.count("\n") == 1 and culprit in result.stderr, result.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.slow
+def test_kill_mid_run_then_rerun_scores_each_tar_exactly_once(cli_on_sail: None, head: Path, tmp_path: Path) -> None:
+    manifest = write_tars(tmp_path / "laion2B-en", 6, seed=4)
+    lake = tmp_path / "lake"
+    args = ["score-images", "--shards", str(tmp_path / "laion2B-en" / "*.tar"), "--model", TINY]
+    args += ["--head", str(head), "--lake", str(lake), "--write-embeddings", str(tmp_path / "emb")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "laion_spark", *args, "--tars-per-commit", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "LAION_SPARK_OFFLINE": "1"},
+    )
+    kill_when(proc, lake / IMAGE_TARS_TABLE / "_delta_log" / f"{0:020d}.json")
+    committed = read(lake / IMAGE_TARS_TABLE)["shard"].nunique()
+    assert 1 <= committed < 6, "the kill should land between the first and the last commit"
+
+    rerun = CliRunner().invoke(app, args)
+    assert rerun.exit_code == 0, rerun.output
+    assert re.search(rf"tars_skipped\s+{committed}\n", rerun.stdout), rerun.stdout
+    tags, errors = read(lake / IMAGE_TAGS_TABLE), read(lake / IMAGE_ERRORS_TABLE)
+    ledger = read(lake / IMAGE_TARS_TABLE)
+    assert sorted(ledger["shard"]) == list(range(6)) and ledger["rows"].sum() == 6 * 32
+    assert not tags.duplicated(["shard", "key"]).any() and not errors.duplicated(["shard", "key"]).any()
+    assert tags.groupby("shard").size().to_dict() == ledger.set_index("shard")["embedded"].to_dict()
+    assert len(errors) == len(manifest["bad_members"])
+    assert len(list((tmp_path / "emb" / "img_emb").glob("img_emb_*.npy"))) == 6
+    assert not list((tmp_path / "emb").rglob(".*.part"))
