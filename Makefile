@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
-.PHONY: venv demo test lint bench dist clean
+.PHONY: venv demo test lint bench bench-gpu dist clean
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ bench: venv
 	$(PY) -m bench.join
 	$(PY) -m bench.score
 	$(PY) -m bench.kv
+	$(PY) -m bench.clip
+
+# On a machine with a CUDA GPU (no Spark needed): ViT-L/14 images and ViT-B/32 captions in fp16.
+bench-gpu: venv
+	$(PY) -m bench.clip_gpu
 
 # A wheel for cluster images and a zip of the package for spark-submit --py-files, both carrying conf/
 # as laion_spark/conf (the zip holds the wheel's laion_spark/ files).
