@@ -1,9 +1,11 @@
 """Lazy package exports: a package's public names are imported on first use.
 
-Every stage package lists its public names in ``__all__`` and says which of its
-modules defines each; nothing heavy (pyspark, numba, torch, matplotlib) is
-imported until a name is used. This is what lets ``laion-spark --help`` answer
-without loading an engine.
+Every stage package says which of its modules defines each public name; its
+``__all__`` is derived from that, and nothing heavy (pyspark, numba, torch,
+matplotlib) is imported until a name is used. This is what lets
+``laion-spark --help`` answer without loading an engine::
+
+    __all__, __getattr__, __dir__ = exports(__name__, {".build": ["build_kv", ...], ...})
 """
 
 from __future__ import annotations
@@ -12,19 +14,16 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 
 
-def lazy_exports(
-    package: str, modules: Mapping[str, Sequence[str]], public: Sequence[str]
-) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``.
+def exports(
+    package: str, modules: Mapping[str, Sequence[str]]
+) -> tuple[list[str], Callable[[str], object], Callable[[], list[str]]]:
+    """``(__all__, __getattr__, __dir__)`` for ``package``.
 
-    ``modules`` maps a submodule (``".build"``) to the public names it defines;
-    ``public`` is the package's ``__all__``, which must list exactly those names
-    (a ``ValueError`` otherwise, so that the two cannot drift apart). The
-    returned ``__getattr__`` raises ``AttributeError`` for any other name.
+    ``modules`` maps a submodule (``".build"``) to the public names it defines. The returned
+    ``__getattr__`` imports the submodule on first use of a name and raises ``AttributeError``
+    for any name not listed.
     """
     where = {name: module for module, names in modules.items() for name in names}
-    if sorted(where) != sorted(public):
-        raise ValueError(f"{package}: __all__ and the lazy exports differ: {sorted(set(where) ^ set(public))}")
 
     def __getattr__(name: str) -> object:
         module = where.get(name)
@@ -35,4 +34,14 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(where)
 
-    return __getattr__, __dir__
+    return sorted(where), __getattr__, __dir__
+
+
+def lazy_exports(
+    package: str, modules: Mapping[str, Sequence[str]], public: Sequence[str]
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """``exports`` for a package that writes its ``__all__`` out (``public``, checked against ``modules``)."""
+    names, getattr_, dir_ = exports(package, modules)
+    if names != sorted(public):
+        raise ValueError(f"{package}: __all__ and the lazy exports differ: {sorted(set(names) ^ set(public))}")
+    return getattr_, dir_

@@ -8,38 +8,9 @@ Writes: ``aesthetic_tags`` and ``aesthetic_tags_rejected`` (``score_embeddings``
 (``export_aesthetic_embeddings``); every job appends its run to ``runs``.
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "BUCKETS",
-    "HEADS",
-    "REJECTED_TABLE",
-    "SHARDS_PER_COMMIT",
-    "TAGS_TABLE",
-    "Head",
-    "HeadFormatError",
-    "HeadNotFoundError",
-    "RefusedShard",
-    "ScoreSummary",
-    "Shard",
-    "ShardLayoutError",
-    "build_aesthetic_embeddings",
-    "build_score_distribution",
-    "compute_aesthetic_embeddings",
-    "discover_shards",
-    "export_aesthetic_embeddings",
-    "format_distribution",
-    "guide",
-    "laion_form",
-    "load_head",
-    "read_score_distribution",
-    "resolve_head",
-    "save_linear_head",
-    "score_distribution",
-    "score_embeddings",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".params": ["HEADS", "SHARDS_PER_COMMIT"],
@@ -61,5 +32,4 @@ __getattr__, __dir__ = lazy_exports(
             "guide",
         ],
     },
-    __all__,
 )

@@ -51,24 +51,24 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Join a collection's metadata with its aesthetic/watermark/safety tags (LEFT joins: no row dropped).
 
-        Inputs are checked from their parquet footers before Spark starts. Tag
+        Inputs are checked from their parquet footers before any row is read. Tag
         tables are deduplicated by hash keeping the largest value. Re-running a
         collection replaces only its partition. The run summary is printed and
         appended to DIR/runs.
         """
-        from ..ingest import plan_join, run_join
+        from ..ingest import join_tags
 
-        plan = plan_join(
-            metadata,
-            collection,
-            lake,
-            aesthetic_tags=aesthetic_tags,
-            watermark_tags=watermark_tags,
-            safety_tags=safety_tags,
-            aesthetic_head=aesthetic_head,
-            swap_width_height=swap_width_height,
-            verify_hash=verify_hash,
-        )
         with engine.open() as session:
-            summary = run_join(session, plan)
+            summary = join_tags(
+                session,
+                metadata,
+                collection,
+                lake,
+                aesthetic_tags=aesthetic_tags,
+                watermark_tags=watermark_tags,
+                safety_tags=safety_tags,
+                aesthetic_head=aesthetic_head,
+                swap_width_height=swap_width_height,
+                verify_hash=verify_hash,
+            )
         typer.echo(summary.format())

@@ -12,30 +12,9 @@ GPU JPEG), ``text`` (dynamic padding, ``embed_text_frame``), ``images`` (one tar
 ``writer`` (atomic files), ``progress`` (INFO lines), ``job`` (the jobs), ``params`` (light defaults).
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "IMAGE_ERRORS_TABLE",
-    "IMAGE_TAGS_TABLE",
-    "IMAGE_TARS_TABLE",
-    "TINY_MODEL",
-    "ClipModel",
-    "ImageScoreSummary",
-    "InferenceBatches",
-    "ModelSpec",
-    "ModelSpecError",
-    "ShardsError",
-    "embed_text",
-    "embed_text_frame",
-    "encode_captions",
-    "load_model",
-    "model_loads",
-    "precision_for",
-    "score_images",
-    "select_device",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".params": ["IMAGE_ERRORS_TABLE", "IMAGE_TAGS_TABLE", "IMAGE_TARS_TABLE", "TINY_MODEL"],
@@ -45,5 +24,4 @@ __getattr__, __dir__ = lazy_exports(
         ".text": ["embed_text_frame", "encode_captions"],
         ".job": ["ImageScoreSummary", "ShardsError", "embed_text", "score_images"],
     },
-    __all__,
 )

@@ -7,23 +7,9 @@ Only :func:`open_session` decides which engine sits behind a
 Databricks). Nothing here imports pyspark until a name is used.
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "DELTA_MAVEN_COORDINATE",
-    "ENGINES",
-    "TABLE_FORMATS",
-    "EngineError",
-    "LakeSession",
-    "check_engine",
-    "conf_dir",
-    "open_session",
-    "read_profile",
-    "resolve_conf",
-    "session",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".factory": ["DELTA_MAVEN_COORDINATE", "LakeSession", "open_session", "session"],
@@ -31,5 +17,4 @@ __getattr__, __dir__ = lazy_exports(
         ".profiles": ["EngineError", "conf_dir", "read_profile", "resolve_conf"],
         ".doctor": ["check_engine"],
     },
-    __all__,
 )

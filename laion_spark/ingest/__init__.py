@@ -10,21 +10,9 @@ Modules: :mod:`.sources` (files, footers, column checks), :mod:`.metadata`
 (the join, the write, the run summary).
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "JOB",
-    "SWAP_CHOICES",
-    "TAGS",
-    "JoinInputError",
-    "JoinInvariantError",
-    "JoinPlan",
-    "join_tags",
-    "plan_join",
-    "run_join",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".job": ["JOB", "JoinInvariantError", "JoinPlan", "join_tags", "plan_join", "run_join"],
@@ -32,5 +20,4 @@ __getattr__, __dir__ = lazy_exports(
         ".sources": ["JoinInputError"],
         ".tags": ["TAGS"],
     },
-    __all__,
 )

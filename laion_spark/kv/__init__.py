@@ -7,26 +7,9 @@ layout, memory-mapped reader), :mod:`.build` (the Spark build), :mod:`.records`
 (compiled record packing), :mod:`.radix` (key ordering).
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "DEFAULT_MAX_ROWS_PER_RANGE",
-    "KV",
-    "ON_DUPLICATE",
-    "VALUE_CODES",
-    "KVBuildError",
-    "KVBuildResult",
-    "KVFormatError",
-    "KVInvariantError",
-    "KVNotFoundError",
-    "ValueOverflowError",
-    "build_kv",
-    "laion_key",
-    "record_dtype",
-    "write_records",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".reader": ["KV", "VALUE_CODES", "KVFormatError", "KVNotFoundError", "laion_key", "record_dtype"],
@@ -39,5 +22,4 @@ __getattr__, __dir__ = lazy_exports(
         ],
         ".records": ["ValueOverflowError", "write_records"],
     },
-    __all__,
 )

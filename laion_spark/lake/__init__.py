@@ -5,36 +5,9 @@ Tables read: any lake table, for the jobs (``read_table``). Tables written:
 tables are written by the stages through ``write_table``.
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "COLLECTIONS",
-    "KINDS",
-    "JOINED_SCHEMA",
-    "RUNS_SCHEMA",
-    "ColumnError",
-    "RunSummary",
-    "TableError",
-    "TableNotFoundError",
-    "WriteConflictError",
-    "check_data_files",
-    "delta_version",
-    "is_delta",
-    "is_local",
-    "lake_table",
-    "laion_hash",
-    "lake_sql",
-    "raw_schema",
-    "read_table",
-    "record_run",
-    "register_views",
-    "require_columns",
-    "table_exists",
-    "table_path",
-    "write_table",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".tables": [
@@ -57,5 +30,4 @@ __getattr__, __dir__ = lazy_exports(
         ".columns": ["KINDS", "ColumnError", "require_columns"],
         ".sql": ["lake_sql", "register_views"],
     },
-    __all__,
 )

@@ -4,25 +4,9 @@ Reads and writes what its stages read and write (see each stage package), and
 records every completed stage in the lake table ``pipeline_stages``.
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "STAGES",
-    "PipelineConfig",
-    "PipelineResult",
-    "PipelineSpec",
-    "PipelineConfigError",
-    "SafetyConfig",
-    "SubsetSpec",
-    "default_config_path",
-    "load_pipeline_config",
-    "parse_pipeline_config",
-    "describe",
-    "run_demo",
-    "run_pipeline",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".config": [
@@ -42,5 +26,4 @@ __getattr__, __dir__ = lazy_exports(
         ".spec": ["PipelineSpec"],
         ".stages": ["STAGES"],
     },
-    __all__,
 )

@@ -6,8 +6,6 @@ Reads (each optional): ``score_distribution`` (or ``aesthetic_tags``), ``joined`
 (what the page shows), :mod:`.charts` (PNGs), :mod:`.html` (the page), :mod:`.build`.
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = ["build_report", "gather_report_data"]
-
-__getattr__, __dir__ = lazy_exports(__name__, {".build": ["build_report"], ".data": ["gather_report_data"]}, __all__)
+__all__, __getattr__, __dir__ = exports(__name__, {".build": ["build_report"], ".data": ["gather_report_data"]})

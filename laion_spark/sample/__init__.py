@@ -4,23 +4,9 @@ Reads no lake table; writes files only (``metadata/``, ``tags/``, ``embeddings/`
 ``webdataset/``, ``heads/`` and the ``sample.json`` manifest under the chosen folder).
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "DEFAULT_SHARDS",
-    "EMBEDDING_METADATA_SCHEMA",
-    "MANIFEST",
-    "MIN_ROWS",
-    "PUBLISHED_2B_EN",
-    "TAG_SCHEMAS",
-    "UNIT_BUCKETS",
-    "SampleError",
-    "bucket_counts",
-    "generate_sample",
-    "published_proportions",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".distribution": ["PUBLISHED_2B_EN", "UNIT_BUCKETS", "bucket_counts", "published_proportions"],
@@ -29,5 +15,4 @@ __getattr__, __dir__ = lazy_exports(
         ".params": ["DEFAULT_SHARDS", "MIN_ROWS", "SampleError"],
         ".tags": ["TAG_SCHEMAS"],
     },
-    __all__,
 )

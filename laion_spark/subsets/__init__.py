@@ -5,19 +5,9 @@ pipeline config (``laion_art``, ``laion_aesthetic``, ``aesthetics_6plus`` ...),
 and one run per subset (job ``subsets``, target the subset's table) to ``runs``.
 """
 
-from .._lazy import lazy_exports
+from .._lazy import exports
 
-__all__ = [
-    "SUBSET_COLUMNS",
-    "SubsetError",
-    "build_subsets",
-    "passes_threshold",
-    "safety_outcome",
-    "subset_counts",
-    "subset_frame",
-]
-
-__getattr__, __dir__ = lazy_exports(
+__all__, __getattr__, __dir__ = exports(
     __name__,
     {
         ".build": [
@@ -30,5 +20,4 @@ __getattr__, __dir__ = lazy_exports(
             "subset_frame",
         ]
     },
-    __all__,
 )
