@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
-.PHONY: venv demo test lint bench bench-gpu dist clean
+.PHONY: venv demo test lint bench bench-scale bench-gpu dist clean
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ bench: venv
 	$(PY) -m bench.score
 	$(PY) -m bench.kv
 	$(PY) -m bench.clip
+
+# How cost grows with rows: every Spark stage at 0.5M-4M rows (15-20 minutes, ~7 GB in bench-out/).
+bench-scale: venv
+	$(PY) -m bench.scale
 
 # On a machine with a CUDA GPU (no Spark needed): ViT-L/14 images and ViT-B/32 captions in fp16.
 bench-gpu: venv

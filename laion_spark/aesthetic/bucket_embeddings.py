@@ -4,14 +4,18 @@ LAION published them as ``rating0.npy`` ... ``rating9.npy`` (float32, shape
 ``(1, d)``, unit length) and uses them to steer retrieval towards pretty images:
 ``(q + w*a) / ||q + w*a||`` (:func:`guide`).
 
-How they are built here: one Spark task per embedding shard memory-maps the
-``.npy``, normalises the rows, scores them with the head and adds each row to
-the float64 sum of its bucket ``clip(floor(score), 0, 9)``: bucket 0 holds every
-score below 1 (negative ones too) and bucket 9 every score from 9 up, as LAION's
-ratings run 0..9. Rows that cannot be normalised or scored (NaN, infinite or
-all-zero embeddings) are rejected and counted, never averaged in. Each task
-yields 11 small rows (10 buckets and the reject count); the driver adds them up,
-divides and normalises again. Lake table ``aesthetic_embeddings``, 10 rows per
+How they are built here: the shards are dealt to at most
+``spark.sql.shuffle.partitions`` Spark tasks where that is a number (Sail in local mode runs every
+partition of a job at once, so one task per shard would hold memory in
+proportion to the rows); a task memory-maps each of its ``.npy`` files in turn,
+normalises the rows, scores them with the head and adds each row to the float64
+sum of its bucket ``clip(floor(score), 0, 9)``: bucket 0 holds every score below
+1 (negative ones too) and bucket 9 every score from 9 up, as LAION's ratings run
+0..9. Rows that cannot be normalised or scored (NaN, infinite or all-zero
+embeddings) are rejected and counted, never averaged in. Each task yields 11
+small rows for all its shards (10 buckets and the reject count), so what the
+driver collects depends on the task count, not on the rows; the driver adds
+them up, divides and normalises again. Lake table ``aesthetic_embeddings``, 10 rows per
 model and head: ``model string, head string, bucket int, count long,
 embedding array<float>`` (null for an empty bucket).
 """
@@ -88,13 +92,27 @@ def _plan(embeddings: Sequence[str | Path], head: Head) -> tuple[list[Shard], in
     return shards, total
 
 
-def _shard_partials(head: Head):
-    """The ``mapInArrow`` function: per shard path, 10 bucket rows and one reject-count row."""
+def _task_count(lake: LakeSession, shards: int) -> int:
+    """Tasks for ``shards`` shards: one per shard, at most ``spark.sql.shuffle.partitions`` when it is a number
+    (Databricks' ``auto`` leaves one task per shard: its executors bound how many run at once)."""
+    try:
+        width = int(lake.spark.conf.get("spark.sql.shuffle.partitions", "200"))
+    except ValueError:
+        width = shards
+    return max(1, min(shards, width))
+
+
+def _task_partials(shards: Sequence[str], tasks: int, head: Head):
+    """The ``mapInArrow`` function: for task ``i``, 10 bucket rows and one reject-count row summed over the
+    shards ``shards[i::tasks]``."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for npy in batch.column("npy").to_pylist():
-                sums, counts, rejected = bucket_sums(np.load(npy, mmap_mode="r"), head)
+            for task in batch.column(0).to_pylist():
+                sums, counts, rejected = np.zeros((RATINGS, head.dim)), np.zeros(RATINGS, np.int64), 0
+                for npy in shards[task::tasks]:
+                    shard_sums, shard_counts, shard_rejected = bucket_sums(np.load(npy, mmap_mode="r"), head)
+                    sums, counts, rejected = sums + shard_sums, counts + shard_counts, rejected + shard_rejected
                 yield pa.RecordBatch.from_pydict(
                     {
                         "bucket": [*range(RATINGS), _REJECTED],
@@ -110,14 +128,18 @@ def _shard_partials(head: Head):
 def compute_aesthetic_embeddings(
     lake: LakeSession, embeddings: Sequence[str | Path], head: Head
 ) -> tuple[list[tuple[str, str, int, int, list[float] | None]], RunSummary]:
-    """Bucket-mean embeddings of every shard under ``embeddings`` (one Spark task per shard).
+    """Bucket-mean embeddings of every shard under ``embeddings`` (at most ``spark.sql.shuffle.partitions`` tasks).
 
     Returns the table rows ``(model, head, bucket, count, embedding)`` and a run summary
     (``shards, rows, rows_bucketed, rows_rejected``).
     """
     shards, rows_in = _plan(embeddings, head)
-    plan = lake.spark.createDataFrame([(s.npy,) for s in shards], "npy string").repartition(max(len(shards), 1))
-    partials = plan.mapInArrow(_shard_partials(head), "bucket int, count long, sum array<double>").toArrow()
+    tasks = _task_count(lake, len(shards))
+    partials = (
+        lake.spark.range(0, tasks, 1, tasks)
+        .mapInArrow(_task_partials([s.npy for s in shards], tasks, head), "bucket int, count long, sum array<double>")
+        .toArrow()
+    )
     bucket = partials.column("bucket").to_numpy()
     count = partials.column("count").to_numpy()
     rated = bucket != _REJECTED

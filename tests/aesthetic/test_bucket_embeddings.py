@@ -13,6 +13,7 @@ from conftest import run_cli
 from deltalake import DeltaTable
 
 from laion_spark.aesthetic.bucket_embeddings import (
+    _task_count,
     bucket_sums,
     build_aesthetic_embeddings,
     compute_aesthetic_embeddings,
@@ -107,6 +108,25 @@ def test_spark_job_over_several_folders_equals_one_numpy_pass(sail, tmp_path):
         np.testing.assert_allclose(np.linalg.norm(emb), 1.0, atol=1e-5)
         np.testing.assert_allclose(emb, sums[bucket] / np.linalg.norm(sums[bucket]), atol=1e-6)
         np.testing.assert_allclose(emb, means[bucket], atol=2e-3)
+
+
+def test_more_shards_than_tasks_are_dealt_to_the_tasks_with_the_same_result(sail, tmp_path):
+    data, _, _ = known_means(seed=2)
+    shards = write_shards(tmp_path / "en", np.array_split(data, 5))
+    one_per_shard, _ = compute_aesthetic_embeddings(sail, [shards], HEAD)
+    width = sail.spark.conf.get("spark.sql.shuffle.partitions")
+    sail.spark.conf.set("spark.sql.shuffle.partitions", "2")
+    try:
+        assert _task_count(sail, 5) == 2 and _task_count(sail, 1) == 1
+        dealt, summary = compute_aesthetic_embeddings(sail, [shards], HEAD)
+        sail.spark.conf.set("spark.sql.shuffle.partitions", "auto")
+        assert _task_count(sail, 5) == 5
+    finally:
+        sail.spark.conf.set("spark.sql.shuffle.partitions", width)
+    assert summary.metrics == {"shards": 5, "rows": len(data), "rows_bucketed": len(data), "rows_rejected": 0}
+    for (*keys, count, embedding), (*same_keys, same_count, same_embedding) in zip(dealt, one_per_shard, strict=True):
+        assert (keys, count) == (same_keys, same_count)
+        np.testing.assert_allclose(embedding, same_embedding, atol=1e-7)
 
 
 def test_rebuilding_replaces_only_that_heads_rows(sail, tmp_path):
