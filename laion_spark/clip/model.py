@@ -24,9 +24,11 @@ instead of each building a copy.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 RANDOM = "random"
 #: Seed of random-initialised weights: the same model in every process.
 RANDOM_SEED = 0
-_TINY_CONFIG = Path(__file__).with_name(f"{TINY_MODEL}.json")
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
@@ -52,8 +53,14 @@ def register_tiny() -> None:
     """Register the project's tiny architecture with open_clip (idempotent)."""
     import open_clip
 
-    if TINY_MODEL not in open_clip.list_models():
-        open_clip.add_model_config(_TINY_CONFIG)
+    if TINY_MODEL in open_clip.list_models():
+        return
+    config = resources.files(__package__).joinpath(f"{TINY_MODEL}.json")
+    if not isinstance(config, Path):  # inside a --py-files zip: open_clip reads configs from real files
+        copy = Path(tempfile.mkdtemp(prefix="laion-spark-clip-")) / f"{TINY_MODEL}.json"
+        copy.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+        config = copy
+    open_clip.add_model_config(config)
 
 
 @dataclass(frozen=True)
