@@ -35,13 +35,3 @@ def exports(
         return sorted(where)
 
     return sorted(where), __getattr__, __dir__
-
-
-def lazy_exports(
-    package: str, modules: Mapping[str, Sequence[str]], public: Sequence[str]
-) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``exports`` for a package that writes its ``__all__`` out (``public``, checked against ``modules``)."""
-    names, getattr_, dir_ = exports(package, modules)
-    if names != sorted(public):
-        raise ValueError(f"{package}: __all__ and the lazy exports differ: {sorted(set(names) ^ set(public))}")
-    return getattr_, dir_

@@ -27,7 +27,7 @@ from typer.exceptions import TyperException
 
 from .. import __version__
 from ..errors import EXIT_INPUT, EXIT_INVARIANT, InvariantError, LaionSparkError, first_line
-from . import aesthetic, clip, demo, engine, ingest, kv, lake, pipeline, report, sample, subsets
+from . import aesthetic, clip, demo, engine, ingest, kv, lake, pipeline, report, sample, subsets, umap
 
 _debug = {"on": os.environ.get("LAION_SPARK_DEBUG", "") not in ("", "0")}
 
@@ -40,12 +40,23 @@ class _LevelFormatter(logging.Formatter):
         return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (a test runner swaps it per command)."""
+
+    @property
+    def stream(self):  # noqa: ANN201 - a text stream
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def _setup_logging() -> None:
     logger = logging.getLogger("laion_spark")
-    if not any(getattr(h, "_laion_spark", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(_LevelFormatter("%(message)s"))
-        handler._laion_spark = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -137,5 +148,5 @@ def main(
     _debug["on"] = _debug["on"] or debug
 
 
-for _module in (sample, ingest, aesthetic, clip, subsets, kv, report, pipeline, demo, lake, engine):
+for _module in (sample, ingest, aesthetic, clip, subsets, umap, kv, report, pipeline, demo, lake, engine):
     _module.register(app)

@@ -139,6 +139,10 @@ def run_demo(
         **{f"lake/{p.name}": p for p in sorted(lake_dir.iterdir()) if p.is_dir()},
         "rating{N}.npy": Path(spec.path(spec.stages["aesthetic_embeddings"].export)),
         **{f"kv/{f.name}": Path(spec.path(spec.stages["kv"].out)) / f.name for f in spec.stages["kv"].files},
+        **({"umap renders": Path(spec.path(spec.stages["umap"].renders))} if "umap" in spec.stages else {}),
         "report": Path(spec.path(spec.stages["report"].out)) / "index.html",
     }
+    caption_map = result.outputs["report"].with_name("umap_map.html")
+    if caption_map.is_file():
+        result.outputs["caption map"] = caption_map
     return result

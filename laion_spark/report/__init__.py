@@ -1,9 +1,11 @@
 """The run report: ``index.html`` with the score distributions, subset funnel, sample captions and runs.
 
 Reads (each optional): ``score_distribution`` (or ``aesthetic_tags``), ``joined``,
-``subset_<name>``, ``aesthetic_embeddings`` and ``runs``. Writes files only
-(``index.html`` and its PNG charts) and the run to ``runs``. Modules: :mod:`.data`
-(what the page shows), :mod:`.charts` (PNGs), :mod:`.html` (the page), :mod:`.build`.
+``subset_<name>``, ``aesthetic_embeddings``, ``umap`` and ``runs``. Writes files only
+(``index.html``, its PNG charts, ``umap_nn<k>.png`` and the caption map ``umap_map.html``)
+and the run to ``runs``. Modules: :mod:`.data`
+(what the page shows), :mod:`.charts` (PNGs), :mod:`.html` (the page), :mod:`.map` (the
+UMAP map), :mod:`.build`.
 """
 
 from .._lazy import exports

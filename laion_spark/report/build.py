@@ -12,6 +12,7 @@ from ..pipeline.config import PipelineConfig, load_pipeline_config
 from .charts import distribution_chart, funnel_chart
 from .data import JOINED_STAGE, SAFETY_STAGE, ReportData, gather_report_data
 from .html import render_report
+from .map import MAP_PAGE, read_map_data, umap_renders, write_map_page
 
 
 def _slug(text: str) -> str:
@@ -50,6 +51,9 @@ def build_report(
 ) -> Path:
     """Write ``<out>/index.html`` (self-contained) and its PNG charts, record the run; return the HTML path.
 
+    With a ``umap`` table in the lake, the page also shows a datashader PNG per
+    layout and links ``umap_map.html``, the interactive map written beside it.
+
     Every table is optional (a missing one becomes a note on the page); raises
     :class:`~laion_spark.errors.InputError` for an ``out`` that is a file.
     """
@@ -59,8 +63,11 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     data = gather_report_data(lake, lake_dir, config or load_pipeline_config(), samples_per_bucket)
     charts = draw_charts(data, out, log_scale)
+    charts.update(umap_renders(lake, lake_dir, out))
+    umap = read_map_data(lake, lake_dir)
+    map_page = write_map_page(umap, out / MAP_PAGE) if umap is not None else None
     page = out / "index.html"
-    page.write_text(render_report(data, charts, funnel_stages(data), log_scale), encoding="utf-8")
+    page.write_text(render_report(data, charts, funnel_stages(data), log_scale, map_page), encoding="utf-8")
     summary = RunSummary(job="report", collection="*", target=str(page))
     summary.metrics = {"charts": len(charts), "notes": len(data.notes)}
     record_run(lake, lake_dir, summary)

@@ -243,8 +243,36 @@ def _runs_section(data: ReportData) -> str:
     )
 
 
-def render_report(data: ReportData, charts: Mapping[str, Path], stages: list[str], log_scale: bool = False) -> str:
-    """The whole HTML page."""
+def _umap_section(charts: Mapping[str, Path], map_page: Path | None) -> str:
+    figures = "".join(
+        _figure(path, f"UMAP layout {key.split(':', 1)[1]}", f"{_e(key.split(':', 1)[1])}, coloured by aesthetic score")
+        for key, path in charts.items()
+        if key.startswith("umap:")
+    )
+    if not figures and map_page is None:
+        return ""
+    link = (
+        f'<p><a href="{_e(map_page.name)}">Open the interactive caption map</a> (pan, zoom, caption and URL on '
+        "hover; a file beside this page).</p>"
+        if map_page is not None
+        else ""
+    )
+    return (
+        "<h2>UMAP of the captions</h2>"
+        "<p class='muted'>Rows of <code>umap</code>: CLIP text embeddings projected to 64-d and laid out by UMAP, "
+        "one layout per n_neighbors, rendered with datashader (rank-equalised colour).</p>"
+        f'{link}<div class="grid">{figures}</div>'
+    )
+
+
+def render_report(
+    data: ReportData,
+    charts: Mapping[str, Path],
+    stages: list[str],
+    log_scale: bool = False,
+    map_page: Path | None = None,
+) -> str:
+    """The whole HTML page; ``map_page`` is the caption map beside it, linked when given."""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     notes = "".join(f'<div class="notice">{_e(n)}</div>' for n in data.notes)
     body = "".join(
@@ -258,6 +286,7 @@ def render_report(data: ReportData, charts: Mapping[str, Path], stages: list[str
             _funnel_section(data, charts, stages),
             _samples_section(data),
             _embeddings_section(data),
+            _umap_section(charts, map_page),
             _runs_section(data),
         ]
     )

@@ -39,21 +39,11 @@ from ..lake.columns import require_columns
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import delta_version, is_local, lake_table, read_table, table_exists, table_path, write_table
 from ..pipeline.config import PipelineConfig, SafetyConfig, SubsetSpec, load_pipeline_config
+from .params import PUBLISHED_COLUMNS
 
 JOB = "subsets"
 #: LAION's subset column order (``improved_aesthetics_*``), then ``collection``.
-SUBSET_COLUMNS = (
-    "URL",
-    "TEXT",
-    "WIDTH",
-    "HEIGHT",
-    "similarity",
-    "punsafe",
-    "pwatermark",
-    "AESTHETIC_SCORE",
-    "hash",
-    "collection",
-)
+SUBSET_COLUMNS = (*PUBLISHED_COLUMNS, "collection")
 #: Columns of ``joined`` the subsets read, and their kinds.
 JOINED_COLUMNS = {
     "URL": "string",

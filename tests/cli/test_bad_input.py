@@ -447,6 +447,27 @@ CASES = [
         ("pipeline", "--config", "{root}/missing_input.yaml"),
         "{root}/empty/sample/embeddings/laion2B-en does not exist",
     ),
+    Case(
+        "umap-sample-unknown-subset",
+        ("sample-for-umap", "--lake", "{lake}", "--subset", "nope", "--rows", "30", "--seed", "1"),
+        "subset_nope",
+    ),
+    Case(
+        "umap-sample-zero-rows",
+        ("sample-for-umap", "--lake", "{lake}", "--subset", "aesthetics_6plus", "--rows", "0", "--seed", "1"),
+        "--rows",
+    ),
+    Case(
+        "umap-bad-neighbors",
+        ("umap", "--lake", "{lake}", "--model", "laion-spark-tiny", "--neighbors", "10,ten"),
+        "--neighbors '10,ten'",
+    ),
+    Case("umap-zero-epochs", ("umap", "--lake", "{lake}", "--model", "laion-spark-tiny", "--epochs", "0"), "--epochs"),
+    Case(
+        "umap-lake-without-sample",
+        ("umap", "--lake", "{lake}", "--model", "laion-spark-tiny"),
+        "no delta table at {lake}/umap_sample",
+    ),
     Case("sql-bad-query", ("sql", "SELECT nope FROM joined", "--lake", "{lake}"), "query:"),
     Case(
         "sql-lake-with-no-tables",

@@ -88,6 +88,8 @@ def test_every_stage_of_the_demo_records_its_run_under_its_command_name(demo):
         "aesthetic-embeddings",
         "export-aesthetic-embeddings",
         "build-kv",
+        "sample-for-umap",
+        "umap",
         "report",
     }
     assert jobs <= set(get_command(app).commands)

@@ -52,7 +52,8 @@ def test_a_changed_parameter_reruns_its_stage_and_the_stages_reading_its_outputs
     stricter = replace(config, safety=replace(config.safety, punsafe_below=0.3))
     result = run_pipeline(sail, stricter, echo=lambda line: None)
     ran = [s.name for s in result.stages if s.status == "ran"]
-    assert ran == ["subsets", "report"]  # kv reads aesthetic_tags and joined, which did not change
+    # kv reads aesthetic_tags and joined, which did not change; the UMAP stages read the subsets, which did
+    assert ran == ["subsets", "umap_sample", "umap", "report"]
 
 
 def test_from_and_only_choose_the_stages_and_force_reruns_complete_ones(sail, reference_run: Path) -> None:
@@ -62,7 +63,12 @@ def test_from_and_only_choose_the_stages_and_force_reruns_complete_ones(sail, re
     forced = run_pipeline(sail, config, only=["stats"], force=True, echo=lambda line: None)
     assert [(s.name, s.status) for s in forced.stages] == [("stats", "ran")]
     later = run_pipeline(sail, config, from_stage="kv", force=True, echo=lambda line: None)
-    assert [(s.name, s.status) for s in later.stages] == [("kv", "ran"), ("report", "ran")]
+    assert [(s.name, s.status) for s in later.stages] == [
+        ("kv", "ran"),
+        ("umap_sample", "ran"),
+        ("umap", "ran"),
+        ("report", "ran"),
+    ]
 
 
 def test_an_unknown_stage_or_a_missing_input_is_refused_before_any_stage_runs(sail, sample, tmp_path) -> None:

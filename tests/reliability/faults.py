@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lake_checks import digest, read_any
+from lake_checks import RUN_COLUMNS, digest, read_any
 
 #: Files a writer leaves only while it runs; none may remain after a completed rerun.
 SCRATCH = ("*.partial", "*.staging", "*.tmp", "*.part")
@@ -114,7 +114,10 @@ def complete(stage: StageRun, root: Path) -> Outcome:
 
 def describe(stage: StageRun, root: Path) -> Outcome:
     """What the stage's tables hold and its files' bytes (folders: every file in them)."""
-    outcome = Outcome(tables={t: digest(read_any(root / "lake" / t)) for t in stage.tables})
+    outcome = Outcome()
+    for name in stage.tables:
+        table = read_any(root / "lake" / name)
+        outcome.tables[name] = digest(table, [c for c in table.column_names if c not in RUN_COLUMNS.get(name, ())])
     for name in stage.files:
         path = root / name
         members = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

@@ -1,0 +1,40 @@
+"""``jobs/``: one thin spark-submit entry per stage (plus the pipeline), each running a real command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import REPO
+from typer.main import get_command
+
+from laion_spark.cli import app
+from laion_spark.pipeline import STAGES
+
+
+def entries() -> dict[str, str]:
+    """``{file name: command}`` of every ``jobs/*.py``."""
+    found = {}
+    for path in sorted((REPO / "jobs").glob("*.py")):
+        match = re.search(r'run_job\("([a-z-]+)"\)', path.read_text())
+        assert match, f"{path.name} does not call run_job"
+        found[path.name] = match[1]
+    return found
+
+
+def test_every_stage_and_the_pipeline_have_an_entry_that_runs_a_cli_command() -> None:
+    jobs = entries()
+    commands = set(get_command(app).commands)
+    assert set(jobs.values()) <= commands
+    for stage in STAGES.values():
+        assert jobs.get(stage.command.replace("-", "_") + ".py") == stage.command, stage.name
+    assert jobs["pipeline.py"] == "pipeline"
+
+
+def test_an_entry_shows_its_commands_help_without_a_spark_session() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "jobs" / "pipeline.py"), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--config" in proc.stdout and "--engine" in proc.stdout

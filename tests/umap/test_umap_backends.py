@@ -1,0 +1,187 @@
+"""UMAP backends: one parameter set mapped to cuML and umap-learn; the fallback; cuML's path against a stand-in."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+import deltalake
+import numpy as np
+import pytest
+from umap_data import WIDTH, caption_embeddings, make_subset, manifold_embedder
+
+from laion_spark.lake.tables import write_table
+from laion_spark.umap import (
+    BackendUnavailableError,
+    CumlBackend,
+    UmapError,
+    UmapLearnBackend,
+    UmapParams,
+    UmapPlan,
+    gaussian_projection,
+    layout_sample,
+    select_backend,
+)
+from laion_spark.umap import backends as backends_module
+from laion_spark.umap.fit import check_model_bytes
+
+PARAMS = UmapParams(n_neighbors=30, n_epochs=1000, negative_sample_rate=20, random_state=7)
+COMMON = {
+    "n_neighbors": 30,
+    "n_epochs": 1000,
+    "negative_sample_rate": 20,
+    "random_state": 7,
+    "n_components": 2,
+    "min_dist": 0.1,
+    "metric": "euclidean",
+    "init": "spectral",
+}
+
+FAKE_MANIFOLD = '''
+"""Stand-in for cuml.manifold: records every call in $FAKE_CUML_CALLS; the layout is 2 x the first two features."""
+import json, os
+import numpy as np
+
+def record(event, **fields):
+    with open(os.environ["FAKE_CUML_CALLS"], "a", encoding="utf-8") as log:
+        log.write(json.dumps({"event": event, "pid": os.getpid(), **fields}) + "\\n")
+
+class UMAP:
+    def __init__(self, **kwargs):
+        record("init", kwargs=kwargs)
+        self.kwargs = kwargs
+
+    def fit(self, X, **kwargs):
+        record("fit", kwargs=kwargs, dtype=str(X.dtype), shape=list(X.shape), c_order=bool(X.flags.c_contiguous))
+        self.embedding_ = np.ascontiguousarray(X[:, :2] * 2.0, dtype=np.float32)
+        return self
+
+    def transform(self, X):
+        record("transform", dtype=str(X.dtype), shape=list(X.shape), n_neighbors=self.kwargs["n_neighbors"])
+        return X[:, :2] * 2.0
+'''
+FAKE_RMM = '''
+"""Stand-in for rmm: records reinitialize()."""
+from cuml.manifold import record
+
+def reinitialize(**kwargs):
+    record("rmm.reinitialize", kwargs=kwargs)
+'''
+
+
+@pytest.fixture
+def fake_cuml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``cuml`` (with ``cuml.manifold.UMAP``) and ``rmm`` stand-ins importable in this process; the call log's path."""
+    root = tmp_path / "site"
+    (root / "cuml" / "manifold").mkdir(parents=True)
+    (root / "rmm").mkdir()
+    (root / "cuml" / "__init__.py").write_text('__version__ = "0.0-stand-in"\n')
+    (root / "cuml" / "manifold" / "__init__.py").write_text(textwrap.dedent(FAKE_MANIFOLD))
+    (root / "rmm" / "__init__.py").write_text(textwrap.dedent(FAKE_RMM))
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_CUML_CALLS", str(calls))
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setattr(backends_module, "_rmm_managed", False)
+    yield calls
+    for name in [m for m in sys.modules if m.split(".")[0] in ("cuml", "rmm")]:
+        del sys.modules[name]
+
+
+def read_calls(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_umap_learn_gets_the_shared_parameters_and_one_thread_when_seeded():
+    options = UmapLearnBackend().options(PARAMS, rows=1000)
+    assert options.constructor == {**COMMON, "n_jobs": 1, "force_approximation_algorithm": True}
+    assert options.fit == {}
+    unseeded = UmapParams(n_neighbors=30, random_state=None)
+    assert UmapLearnBackend().options(unseeded, 10).constructor["n_jobs"] == -1
+
+
+def test_cuml_gets_the_same_parameters_with_brute_force_knn_for_small_inputs():
+    options = CumlBackend(nn_descent_rows=50_000).options(PARAMS, rows=49_999)
+    assert options.constructor == {**COMMON, "output_type": "numpy", "build_algo": "brute_force_knn"}
+    assert options.fit == {}
+
+
+def test_cuml_builds_large_inputs_with_nn_descent_from_host_memory_in_batches():
+    backend = CumlBackend(nn_descent_rows=50_000, cluster_rows=2_000_000, clusters=4)
+    large = backend.options(PARAMS, rows=50_000)
+    assert large.constructor["build_algo"] == "nn_descent" and "build_kwds" not in large.constructor
+    assert large.fit == {"data_on_host": True}
+    huge = backend.options(PARAMS, rows=12_000_000)
+    assert huge.constructor["build_kwds"] == {"nnd_n_clusters": 4} and huge.fit == {"data_on_host": True}
+    assert "data_on_host=True" in huge.describe()
+
+
+def test_without_cuml_auto_falls_back_to_umap_learn_and_says_why(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "cuml", None)
+    with caplog.at_level(logging.WARNING, logger="laion_spark.umap"):
+        backend = select_backend("auto")
+    assert isinstance(backend, UmapLearnBackend)
+    assert any(
+        r.levelno == logging.WARNING
+        and "cuML does not import here" in r.getMessage()
+        and "umap-learn" in r.getMessage()
+        for r in caplog.records
+    ), caplog.text
+    with pytest.raises(BackendUnavailableError, match="cuML does not import here"):
+        select_backend("cuml")
+    with pytest.raises(UmapError, match="'umap-lern'"):
+        select_backend("umap-lern")
+
+
+def test_with_cuml_importable_auto_picks_it(fake_cuml):
+    backend = select_backend("auto")
+    assert isinstance(backend, CumlBackend) and backend.version() == "0.0-stand-in"
+
+
+@pytest.mark.slow
+def test_the_cuml_path_fits_on_the_driver_with_managed_memory_and_transforms_in_the_tasks(
+    sail, tmp_path, fake_cuml, caplog
+):
+    write_table(sail, sail.spark.createDataFrame(make_subset(400, seed=9)), tmp_path / "umap_sample", mode="overwrite")
+    backend = CumlBackend(nn_descent_rows=100, cluster_rows=10_000)
+    plan = UmapPlan(neighbors=(10, 30), epochs=25, negative_sample_rate=5, dim=64, seed=4, fit_rows=150)
+    with caplog.at_level(logging.INFO, logger="laion_spark.umap"):
+        summary = layout_sample(sail, tmp_path, manifold_embedder(), plan, backend, renders=tmp_path / "renders")
+    calls = read_calls(fake_cuml)
+    managed = [c for c in calls if c["event"] == "rmm.reinitialize"]
+    assert managed and all(c["kwargs"] == {"managed_memory": True} for c in managed)
+    inits = [c["kwargs"] for c in calls if c["event"] == "init"]
+    assert [k["n_neighbors"] for k in inits] == [10, 30]
+    for kwargs in inits:
+        assert kwargs["n_epochs"] == 25 and kwargs["negative_sample_rate"] == 5 and kwargs["random_state"] == 4
+        assert kwargs["build_algo"] == "nn_descent" and kwargs["output_type"] == "numpy"
+    fits = [c for c in calls if c["event"] == "fit"]
+    assert [f["kwargs"] for f in fits] == [{"data_on_host": True}] * 2
+    assert all(f["dtype"] == "float32" and f["shape"] == [150, 64] and f["c_order"] for f in fits)
+    transforms = [c for c in calls if c["event"] == "transform"]
+    assert {t["dtype"] for t in transforms} == {"float32"} and {t["shape"][1] for t in transforms} == {64}
+    for n in (10, 30):
+        assert sum(t["shape"][0] for t in transforms if t["n_neighbors"] == n) == 250
+
+    table = deltalake.DeltaTable(str(tmp_path / "umap")).to_pandas()
+    features = caption_embeddings(list(table["TEXT"])) @ gaussian_projection(WIDTH, 64, 4)
+    for n in (10, 30):
+        np.testing.assert_allclose(table[f"x_nn{n}"], 2 * features[:, 0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(table[f"y_nn{n}"], 2 * features[:, 1], rtol=1e-4, atol=1e-4)
+    assert summary.metrics["backend_cuml"] == 1
+    assert summary.metrics["fit_rows"] == 150 and summary.metrics["transformed_rows"] == 250
+    manifest = json.loads((tmp_path / "renders" / "umap.json").read_text())
+    assert manifest["backend"] == {"name": "cuml", "version": "0.0-stand-in"}
+    assert [f["fit"] for f in manifest["fits"]] == [{"data_on_host": True}] * 2
+    assert "umap nn10: cuml 0.0-stand-in on 150 rows: n_neighbors=10" in caplog.text
+    assert "build_algo=nn_descent | fit data_on_host=True" in caplog.text
+
+
+def test_models_too_large_for_one_plan_are_refused_with_the_most_fit_rows_that_fit():
+    check_model_bytes(30_000, 3)  # about 86 MiB, estimated: it fits
+    with pytest.raises(UmapError, match=r"--fit-rows 40000: 3 fitted model\(s\) would take about 114 MiB"):
+        check_model_bytes(40_000, 3)
+    with pytest.raises(UmapError, match="take 150 MiB.*use at most about 6,666 fit rows"):
+        check_model_bytes(10_000, 3, measured=150 * 2**20)
