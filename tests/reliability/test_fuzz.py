@@ -1,6 +1,6 @@
 """Fuzzing every reader of a user's file: mangled bytes give a result or an InputError, never anything else.
 
-Each case starts from a valid file and truncates it, flips bytes in it or splices random bytes into it
+Each case starts from a valid file (parquet, ``.npy``, head ``.pth``, KV, YAML, webdataset tar) and truncates it, flips bytes in it or splices random bytes into it
 (hypothesis, seeded by its database), then calls the reader the commands use. Any exception that is not
 an :class:`~laion_spark.errors.InputError` (which the CLI turns into one line and exit 2) fails the test,
 and so does a call that runs longer than :data:`PER_CALL_SECONDS` (an endless loop). CI runs
@@ -10,9 +10,11 @@ and so does a call that runs longer than :data:`PER_CALL_SECONDS` (an endless lo
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import struct
+import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ from hypothesis import strategies as st
 
 from laion_spark.aesthetic.heads import load_head
 from laion_spark.aesthetic.shards import Shard
+from laion_spark.clip.reader import TarShard
 from laion_spark.errors import InputError
 from laion_spark.ingest.sources import read_footers
 from laion_spark.kv.reader import KV
@@ -107,6 +110,28 @@ def _kv() -> bytes:
     return b"".join(struct.pack("q", k) + struct.pack("e", k / 7) for k in range(-20, 20, 3))
 
 
+def _tar() -> bytes:
+    sink = io.BytesIO()
+    with tarfile.open(fileobj=sink, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for key in ("000000000", "000000001"):
+            for suffix, data in (
+                ("jpg", b"\xff\xd8\xff\xe0" + bytes(64)),
+                ("txt", "a cat ü".encode()),
+                ("json", json.dumps({"url": f"http://a/{key}.jpg", "caption": "a cat"}).encode()),
+            ):
+                info = tarfile.TarInfo(f"{key}.{suffix}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return sink.getvalue()
+
+
+def _read_tar(path: Path) -> None:
+    """The webdataset reader never raises: a broken member or tail becomes an error row."""
+    with TarShard(path) as shard:
+        rows = list(shard.samples())
+    assert len(rows) == len(shard)
+
+
 def _check_kv(path: Path) -> None:
     kv = KV(path)
     kv.verify()
@@ -127,6 +152,7 @@ READERS = {
     "head-pth": (_head, load_head),
     "kv-file": (_kv, _check_kv),
     "pipeline-yaml": (lambda: (REPO / "conf" / "pipeline.yaml").read_bytes(), load_pipeline_config),
+    "webdataset-tar": (_tar, _read_tar),
 }
 
 

@@ -98,7 +98,7 @@ STAGES = [
         lambda r: ["umap", "--lake", f"{r}/lake", "--model", "laion-spark-tiny", "--epochs", "30",
                    "--renders", f"{r}/umap"],
         tables=("umap",),
-        files=("umap",),
+        files=("umap/umap_nn10.png", "umap/umap_nn30.png", "umap/umap_nn60.png"),  # umap.json names the run
     ),
     StageRun(
         "report",
