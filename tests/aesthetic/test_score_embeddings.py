@@ -135,12 +135,18 @@ def test_nan_and_zero_rows_are_quarantined_and_rows_add_up(sail: LakeSession, tm
     assert m["rows_in"] == m["rows_skipped"] + m["rows_scored"] + m["rows_rejected"] + m["rows_refused"]
 
 
+def shards_with_a_short_metadata_file(folder: Path) -> Path:
+    """Three shards of 200 rows whose second metadata file lost its last row."""
+    shards = make_shards(folder, [200, 200, 200])
+    short = pq.read_table(shards / "metadata" / "metadata_0001.parquet").slice(0, 199)
+    pq.write_table(short, shards / "metadata" / "metadata_0001.parquet")
+    return shards
+
+
 def test_row_count_mismatch_refuses_the_run_before_anything_is_written(
     sail: LakeSession, tmp_path: Path, head_file: Path
 ) -> None:
-    shards = make_shards(tmp_path / COLLECTION, [200, 200, 200])
-    short = pq.read_table(shards / "metadata" / "metadata_0001.parquet").slice(0, 199)
-    pq.write_table(short, shards / "metadata" / "metadata_0001.parquet")
+    shards = shards_with_a_short_metadata_file(tmp_path / COLLECTION)
     with pytest.raises(ShardLayoutError, match=r"1 of 3 shard\(s\) refused, first shard 1 .* has 199"):
         score_embeddings(sail, shards, head_file, tmp_path / "lake")
     assert not (tmp_path / "lake").exists()
@@ -149,9 +155,7 @@ def test_row_count_mismatch_refuses_the_run_before_anything_is_written(
 def test_row_count_mismatch_with_skip_refused_scores_the_others(
     sail: LakeSession, tmp_path: Path, head_file: Path
 ) -> None:
-    shards = make_shards(tmp_path / COLLECTION, [200, 200, 200])
-    short = pq.read_table(shards / "metadata" / "metadata_0001.parquet").slice(0, 199)
-    pq.write_table(short, shards / "metadata" / "metadata_0001.parquet")
+    shards = shards_with_a_short_metadata_file(tmp_path / COLLECTION)
     summary = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
 
     assert [(r.index, r.reason) for r in summary.refused] == [
