@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -11,7 +12,11 @@ def run_job(command: str, argv: list[str] | None = None) -> None:
     Without ``--engine`` the command runs with ``--engine active``: the session
     spark-submit (or a Databricks job) provides, created here when the script
     was started by spark-submit before any session existed.
+
+    The entry's own folder leaves ``sys.path`` first: Python puts it there,
+    and ``jobs/umap.py`` would otherwise stand in for the ``umap`` package.
     """
+    forget_entry_folder(sys.argv[0])
     from pyspark.sql import SparkSession
 
     from .app import app
@@ -22,3 +27,9 @@ def run_job(command: str, argv: list[str] | None = None) -> None:
             SparkSession.builder.appName(f"laion-spark {command}").getOrCreate()
         args = ["--engine", "active", *args]
     app([command, *args], prog_name=f"{command.replace('-', '_')}.py")
+
+
+def forget_entry_folder(script: str) -> None:
+    """Drop the folder holding SCRIPT from ``sys.path``, so entry names shadow no package."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(script)))
+    sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry) != folder]

@@ -38,3 +38,17 @@ def test_an_entry_shows_its_commands_help_without_a_spark_session() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "--config" in proc.stdout and "--engine" in proc.stdout
+
+
+def test_an_entry_named_like_a_package_does_not_shadow_it() -> None:
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from laion_spark.cli.entrypoint import forget_entry_folder; "
+        "forget_entry_folder(sys.argv[1] + '/umap.py'); "
+        "import umap; print(umap.__name__, hasattr(umap, 'UMAP'))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(REPO / "jobs")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["umap", "True"]
