@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import functions as F
 
@@ -116,30 +117,15 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
 
 
 def join_tags(
-    lake: LakeSession,
-    metadata: str | Path,
-    collection: str,
-    lake_dir: str | Path,
-    aesthetic_tags: str | Path | None = None,
-    watermark_tags: str | Path | None = None,
-    safety_tags: str | Path | None = None,
-    aesthetic_head: str | None = None,
-    swap_width_height: str = "auto",
-    verify_hash: bool = False,
+    lake: LakeSession, metadata: str | Path, collection: str, lake_dir: str | Path, **options: Any
 ) -> RunSummary:
-    """Join ``collection``'s metadata with its tag tables into ``<lake_dir>/joined``; see :func:`plan_join`."""
-    plan = plan_join(
-        metadata,
-        collection,
-        lake_dir,
-        aesthetic_tags=aesthetic_tags,
-        watermark_tags=watermark_tags,
-        safety_tags=safety_tags,
-        aesthetic_head=aesthetic_head,
-        swap_width_height=swap_width_height,
-        verify_hash=verify_hash,
-    )
-    return run_join(lake, plan)
+    """Join ``collection``'s metadata with its tag tables into ``<lake_dir>/joined``.
+
+    ``options`` are :func:`plan_join`'s keyword arguments (tag tables, head, swap, verify_hash).
+    Returns the run summary; raises :class:`JoinInputError` on bad input and
+    :class:`JoinInvariantError` when rows are not conserved.
+    """
+    return run_join(lake, plan_join(metadata, collection, lake_dir, **options))
 
 
 def _written_counts(lake: LakeSession, plan: JoinPlan) -> dict[str, int]:
