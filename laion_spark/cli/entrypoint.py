@@ -16,7 +16,7 @@ def run_job(command: str, argv: list[str] | None = None) -> None:
     The entry's own folder leaves ``sys.path`` first: Python puts it there,
     and ``jobs/umap.py`` would otherwise stand in for the ``umap`` package.
     """
-    forget_entry_folder(sys.argv[0])
+    forget_entry_folder()
     from pyspark.sql import SparkSession
 
     from .app import app
@@ -29,7 +29,13 @@ def run_job(command: str, argv: list[str] | None = None) -> None:
     app([command, *args], prog_name=f"{command.replace('-', '_')}.py")
 
 
-def forget_entry_folder(script: str) -> None:
-    """Drop the folder holding SCRIPT from ``sys.path``, so entry names shadow no package."""
-    folder = os.path.realpath(os.path.dirname(os.path.abspath(script)))
-    sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry) != folder]
+def forget_entry_folder() -> None:
+    """Undo Python's putting the running script's folder first on ``sys.path``.
+
+    Only that one entry goes, and only when ``__main__`` is a script file and
+    ``sys.path[0]`` is its folder: called from a notebook, ``python -c`` or a
+    test, ``sys.path`` stays as it is.
+    """
+    script = getattr(sys.modules["__main__"], "__file__", None)
+    if script and sys.path and os.path.realpath(sys.path[0] or os.curdir) == os.path.dirname(os.path.realpath(script)):
+        del sys.path[0]

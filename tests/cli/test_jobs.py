@@ -40,15 +40,25 @@ def test_an_entry_shows_its_commands_help_without_a_spark_session() -> None:
     assert "--config" in proc.stdout and "--engine" in proc.stdout
 
 
-def test_an_entry_named_like_a_package_does_not_shadow_it() -> None:
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        "from laion_spark.cli.entrypoint import forget_entry_folder; "
-        "forget_entry_folder(sys.argv[1] + '/umap.py'); "
-        "import umap; print(umap.__name__, hasattr(umap, 'UMAP'))"
+def test_an_entry_named_like_a_package_does_not_shadow_it(tmp_path) -> None:
+    entry = tmp_path / "umap.py"  # as jobs/umap.py: run as a script, its folder first on sys.path
+    entry.write_text(
+        "from laion_spark.cli.entrypoint import forget_entry_folder\n"
+        "forget_entry_folder()\n"
+        "import umap\n"
+        "print(umap.__name__, hasattr(umap, 'UMAP'))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(REPO / "jobs")], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, str(entry)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["umap", "True"]
+
+
+def test_forgetting_the_entry_folder_leaves_sys_path_alone_outside_a_script() -> None:
+    script = (
+        "import sys; before = list(sys.path); "
+        "from laion_spark.cli.entrypoint import forget_entry_folder; forget_entry_folder(); "
+        "print(sys.path == before)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True"]
