@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
-.PHONY: venv demo test lint bench bench-scale bench-gpu dist clean
+.PHONY: venv demo test test-all lint bench bench-scale bench-gpu dist clean
 
 venv: $(VENV)/.installed
 
@@ -22,7 +22,12 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(VENV)/bin/laion-spark demo --out $(DEMO_OUT) --rows $(DEMO_ROWS) $(if $(DEMO_HEAD),--head $(DEMO_HEAD))
 
+# The fast tier: no test marked slow, classic (a JVM), browser, dist (builds the wheel) or gpu; an unmarked test
+# over 10 s fails it (tests/tiers.py). test-all: every test (CI).
 test: venv
+	$(PY) -m pytest --fast $(PYTEST_ARGS)
+
+test-all: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

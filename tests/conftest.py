@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from laion_spark.cli.options import EngineChoice
+from laion_spark.engine import factory
 from laion_spark.engine.factory import LakeSession, open_session
 
+pytest_plugins = ["tiers"]  # the fast tier (--fast) and its time budget
 os.environ.setdefault("LAION_SPARK_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,8 +46,36 @@ def run_cli(*args: str, check: bool = True, timeout: int = 600) -> subprocess.Co
 
 @pytest.fixture
 def cli_on_sail(sail: LakeSession, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commands invoked in this process (``CliRunner``) run on the shared Sail session instead of starting one."""
-    monkeypatch.setattr(EngineChoice, "open", lambda self: contextlib.nullcontext(sail))
+    """Commands invoked in this process (``CliRunner``) run on the shared Sail session instead of starting one.
+
+    Only the server start is replaced: the engine options are checked as a real run checks them, the profiles'
+    settings are applied to the shared session and restored when the command's session closes.
+    """
+    _share_sail(sail, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def cli_on_sail_module(sail: LakeSession) -> pytest.MonkeyPatch:
+    """:func:`cli_on_sail` for a whole module; yields its ``MonkeyPatch`` (for ``.context()`` patches)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _share_sail(sail, monkeypatch)
+        yield monkeypatch
+
+
+def _share_sail(sail: LakeSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    def shared(settings: dict[str, str], table_format: str) -> LakeSession:
+        conf = sail.spark.conf
+        before = {key: conf.get(key, None) for key in settings}
+        lake = LakeSession(sail.spark, "sail", table_format, [lambda: _restore(conf, before)])
+        return factory._apply_conf(lake, settings)
+
+    monkeypatch.setattr(factory, "_sail", shared)
+
+
+def _restore(conf, values: dict[str, str | None]) -> None:  # noqa: ANN001 - a RuntimeConfig of either API
+    for key, value in values.items():
+        with contextlib.suppress(Exception):
+            conf.set(key, value) if value is not None else conf.unset(key)
 
 
 @pytest.fixture(scope="session")
@@ -57,4 +86,5 @@ def reference() -> Path:
     return REFERENCE
 
 
-from pipeline_runs import reference_run, sample  # noqa: E402, F401 - fixtures shared by the pipeline and engine tests
+from installs import dist  # noqa: E402, F401 - make dist's artefacts, built once
+from pipeline_runs import classic_run, reference_run, sample  # noqa: E402, F401 - fixtures shared by the pipeline and engine tests

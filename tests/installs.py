@@ -8,6 +8,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 
@@ -43,3 +44,9 @@ def make_dist(folder: Path) -> tuple[Path, Path]:
         timeout=600,
     )
     return next(folder.glob("laion_spark-*.whl")), folder / "laion_spark.zip"
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``make dist``'s wheel and zip, built once for every test that needs them."""
+    return make_dist(tmp_path_factory.mktemp("dist"))

@@ -58,3 +58,15 @@ def lake_digests(lake: Path) -> dict[str, tuple[int, str]]:
         skip = RUN_COLUMNS.get(path.name, ())
         digests[path.name] = digest(table, [c for c in table.column_names if c not in skip])
     return digests
+
+
+def assert_same_tables(root: Path, reference: Path, names: Iterable[str]) -> None:
+    """The lake tables ``names`` of the runs under ``root`` and ``reference`` hold the same rows (:func:`digest`,
+    without the run-naming columns), and none of them is empty."""
+    for name in names:
+        ours, theirs = read_any(root / "lake" / name), read_any(reference / "lake" / name)
+        skip = RUN_COLUMNS.get(name, ())
+        assert ours.num_rows > 0, f"{name} is empty: the comparison would prove nothing"
+        assert digest(ours, [c for c in ours.column_names if c not in skip]) == digest(
+            theirs, [c for c in theirs.column_names if c not in skip]
+        ), name

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
 from deltalake import DeltaTable
+from lake_checks import assert_same_tables
 
 from laion_spark.aesthetic.bucket_embeddings import (
     _task_count,
@@ -210,3 +211,17 @@ def test_cli_builds_and_exports_rating_files(tmp_path):
     export = run_cli("export-aesthetic-embeddings", "--lake", str(lake_dir), "--out", str(out))
     assert "wrote 10 files" in export.stdout
     np.testing.assert_allclose(np.load(out / "rating4.npy")[0], means[4], atol=2e-3)
+
+
+@pytest.mark.classic
+def test_classic_spark_averages_the_same_bucket_embeddings(classic_run, reference_run):
+    """aesthetic-embeddings on classic Spark: the same bucket means (to 5 decimals) and the same rating files."""
+    assert_same_tables(classic_run, reference_run, ["aesthetic_embeddings"])
+    ratings = sorted(p.name for p in (reference_run / "aesthetic_embeddings").glob("rating*.npy"))
+    assert ratings
+    for name in ratings:
+        np.testing.assert_allclose(
+            np.load(classic_run / "aesthetic_embeddings" / name),
+            np.load(reference_run / "aesthetic_embeddings" / name),
+            atol=1e-6,
+        )

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 from conftest import run_cli
 from deltalake import DeltaTable
+from lake_checks import assert_same_tables
 
 from laion_spark.aesthetic.distribution import (
     BUCKETS,
@@ -159,3 +160,9 @@ def test_stats_command_prints_the_distribution(lake_dir):
     proc = run_cli("stats", "--lake", str(lake_dir))
     assert "laion2B-multi  head synthetic-l14  rows 1,000" in proc.stdout
     assert "'4-5': '" in proc.stdout
+
+
+@pytest.mark.classic
+def test_classic_spark_counts_the_same_distribution(classic_run, reference_run):
+    """stats on classic Spark: the same counts per bucket, collection and head as on Sail."""
+    assert_same_tables(classic_run, reference_run, ["score_distribution"])

@@ -16,16 +16,22 @@ import mmh3
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import run_cli
+from lake_checks import assert_same_tables
 from torch import nn
 from typer.testing import CliRunner
 
 from laion_spark.aesthetic.heads import save_linear_head
-from laion_spark.aesthetic.scoring import REJECTED_TABLE, TAGS_TABLE, score_embeddings
+from laion_spark.aesthetic.scoring import (
+    REASON_ALL_ZERO,
+    REASON_NON_FINITE,
+    REJECTED_TABLE,
+    TAGS_TABLE,
+    score_embeddings,
+)
 from laion_spark.aesthetic.shards import ShardLayoutError
 from laion_spark.cli.app import app
 from laion_spark.engine.factory import LakeSession
@@ -321,18 +327,10 @@ def test_cli_reports_missing_head_with_where_to_put_it(
     assert str(tmp_path / "cache" / "heads") in result.stderr
 
 
-@pytest.mark.slow
-def test_classic_spark_parquet_output_equals_sail_delta(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
-    shards = make_shards(tmp_path / COLLECTION, [300, 250, 200], nan_rows={1: [10]}, zero_rows={2: [0]})
-    score_embeddings(sail, shards, head_file, tmp_path / "sail")
-    run_cli(
-        "score-embeddings", "--embeddings", str(shards), "--head", str(head_file), "--lake", str(tmp_path / "classic"),
-        "--engine", "local", "--table-format", "parquet", "--shards-per-commit", "2",
-    )  # fmt: skip
-    for table, key in ((TAGS_TABLE, ["shard", "hash"]), (REJECTED_TABLE, ["shard", "row"])):
-        on_sail = read_delta(tmp_path / "sail" / table)
-        on_classic = ds.dataset(tmp_path / "classic" / table, format="parquet", partitioning="hive").to_table()
-        on_classic = on_classic.to_pandas()[list(on_sail.columns)].astype(on_sail.dtypes.to_dict())
-        pd.testing.assert_frame_equal(
-            on_classic.sort_values(key).reset_index(drop=True), on_sail.sort_values(key).reset_index(drop=True)
-        )
+@pytest.mark.classic
+def test_classic_spark_delta_scores_equal_sail_delta(classic_run: Path, reference_run: Path) -> None:
+    """score-embeddings of every collection on classic Spark, one shard per commit: the same scores and the same
+    quarantined rows (the sample's planted NaN and all-zero embeddings) as on Sail."""
+    assert_same_tables(classic_run, reference_run, [TAGS_TABLE, REJECTED_TABLE])
+    reasons = read_delta(classic_run / "lake" / REJECTED_TABLE)["reason"]
+    assert sorted(reasons) == [REASON_ALL_ZERO, REASON_NON_FINITE]

@@ -1,10 +1,11 @@
 """The error contract, table-driven: every command, fed bad input, exits 2 with one line naming the culprit.
 
-Each case runs the real command line in a fresh interpreter against a small
-lake built once for the module, and checks: exit status 2, stderr exactly one
-line ``error: ...`` that contains the culprit (a path, column, key or option),
-no traceback anywhere in the output, and every file of the lake unchanged
-(same Delta versions, same rows: the lake's bytes are compared).
+Each case runs the real command line (``laion-spark``'s app, in this process, on the shared Sail session:
+only the engine's start is skipped, its options are checked as in a real run) against a small lake built
+once for the module, and checks: exit status 2, stderr exactly one line ``error: ...`` that contains the
+culprit (a path, column, key or option), no traceback anywhere in the output, and every file of the lake
+unchanged (same Delta versions, same rows: the lake's bytes are compared). A few cases, one per kind of
+failure, run again in a fresh interpreter (the slow tier): the real process prints the same one line.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REPO
+from typer.testing import CliRunner
 
 from laion_spark.aesthetic import score_embeddings
 from laion_spark.aesthetic.distribution import build_score_distribution
+from laion_spark.cli import app
 from laion_spark.ingest import join_tags
 from laion_spark.lake.collections import COLLECTIONS
 from laion_spark.sample import generate_sample
@@ -496,12 +499,52 @@ def test_the_table_covers_every_command_and_at_least_25_cases() -> None:
     assert len(CASES) >= 25
 
 
+def _argv(world: World, case: Case) -> tuple[list[str], dict[str, str]]:
+    fill = {"lake": str(world.lake), "root": str(world.root), "sample": str(world.sample)}
+    return [arg.format(**fill) for arg in case.argv], fill
+
+
+def _check(world: World, case: Case, fill: dict[str, str], code: int, stdout: str, stderr: str) -> None:
+    output = stdout + stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2, output
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    assert case.culprit.format(**fill) in lines[0], lines[0]
+    assert "Traceback" not in output
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_exits_2_with_one_line_naming_the_culprit_and_leaves_the_lake_as_it_was(
-    world: World, case: Case
+    world: World, case: Case, cli_on_sail: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fill = {"lake": str(world.lake), "root": str(world.root), "sample": str(world.sample)}
-    argv = [arg.format(**fill) for arg in case.argv]
+    argv, fill = _argv(world, case)
+    before = snapshot(world.lake)
+    monkeypatch.setenv("LAION_SPARK_OFFLINE", "1")
+    monkeypatch.setenv("LAION_SPARK_CACHE", str(world / "cache"))
+    monkeypatch.chdir(world.root)
+    result = CliRunner().invoke(app, argv)
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    _check(world, case, fill, result.exit_code, result.stdout, result.stderr)
+    assert snapshot(world.lake) == before, "the lake changed"
+
+
+#: One case per kind of failure, run in a fresh interpreter: a usage error, an engine option, a config file,
+#: a file's contents read by the driver, a file the engine reads, a model, a query the engine analyses.
+IN_A_FRESH_PROCESS = (
+    "umap-bad-neighbors",
+    "doctor-unknown-engine",
+    "subsets-not-yaml",
+    "score-truncated-npy",
+    "join-corrupt-parquet",
+    "images-model-without-weights",
+    "sql-bad-query",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in IN_A_FRESH_PROCESS], ids=IN_A_FRESH_PROCESS)
+def test_the_real_process_prints_the_one_line_and_no_traceback(world: World, case: Case) -> None:
+    argv, fill = _argv(world, case)
     before = snapshot(world.lake)
     env = {**os.environ, "LAION_SPARK_OFFLINE": "1", "LAION_SPARK_CACHE": str(world / "cache")}
     env.pop("LAION_SPARK_DEBUG", None)
@@ -513,10 +556,5 @@ def test_bad_input_exits_2_with_one_line_naming_the_culprit_and_leaves_the_lake_
         timeout=300,
         cwd=world.root,
     )
-    output = proc.stdout + proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, output
-    assert len(lines) == 1 and lines[0].startswith("error: "), output
-    assert case.culprit.format(**fill) in lines[0], lines[0]
-    assert "Traceback" not in output
+    _check(world, case, fill, proc.returncode, proc.stdout, proc.stderr)
     assert snapshot(world.lake) == before, "the lake changed"

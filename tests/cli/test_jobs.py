@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 from typer.main import get_command
 
@@ -40,6 +41,7 @@ def test_an_entry_shows_its_commands_help_without_a_spark_session() -> None:
     assert "--config" in proc.stdout and "--engine" in proc.stdout
 
 
+@pytest.mark.slow  # a fresh interpreter imports umap-learn (numba): about 10 s
 def test_an_entry_named_like_a_package_does_not_shadow_it(tmp_path) -> None:
     entry = tmp_path / "umap.py"  # as jobs/umap.py: run as a script, its folder first on sys.path
     entry.write_text(

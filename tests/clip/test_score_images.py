@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from clip_builders import TINY, kill_when, linear_head, plain_image_embeddings, write_tars
+from lake_checks import assert_same_tables
 from typer.testing import CliRunner
 
 from laion_spark.aesthetic.heads import load_head
@@ -226,3 +227,9 @@ def test_kill_mid_run_then_rerun_scores_each_tar_exactly_once(cli_on_sail: None,
     assert len(errors) == len(manifest["bad_members"])
     assert len(list((tmp_path / "emb" / "img_emb").glob("img_emb_*.npy"))) == 6
     assert not list((tmp_path / "emb").rglob(".*.part"))
+
+
+@pytest.mark.classic
+def test_classic_spark_scores_the_tars_as_sail_does(classic_run: Path, reference_run: Path) -> None:
+    """score-images in classic Spark's Python workers: the same scores, errors and finished tars as on Sail."""
+    assert_same_tables(classic_run, reference_run, [IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE])

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from deltalake import DeltaTable
-from installs import clean_env, deps_venv, make_dist
+from installs import clean_env, deps_venv
 from lake_builders import make_joined, write_joined
 
 from laion_spark.pipeline.config import load_pipeline_config
 
 
-@pytest.mark.slow
-def test_an_installed_wheel_runs_subsets_with_its_packaged_conf(sail, tmp_path: Path) -> None:
-    wheel, _ = make_dist(tmp_path / "dist")
+@pytest.mark.dist
+def test_an_installed_wheel_runs_subsets_with_its_packaged_conf(sail, dist, tmp_path: Path) -> None:
+    wheel, _ = dist
     venv = tmp_path / "venv"
     python = deps_venv(venv, with_pip=True)
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True)

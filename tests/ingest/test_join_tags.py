@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO
+from lake_checks import assert_same_tables
 
 from laion_spark.ingest import JoinInputError, join_tags, plan_join
 from laion_spark.lake.collections import COLLECTIONS, JOINED_SCHEMA, raw_schema
@@ -397,22 +398,11 @@ def test_jobs_entry_point_runs_the_command_and_refuses_bad_metadata_with_exit_co
     assert not (tmp_path / "lake").exists()
 
 
-@pytest.mark.slow
-def test_classic_spark_parquet_output_equals_sail_delta_output(sail, tmp_path, en):
-    metadata, table = en
-    hashes = sorted(set(row_hashes(table)))
-    tags = write_tags(tmp_path / "a.parquet", [*hashes, hashes[0]], "aesthetic", [*range(len(hashes)), 99.0])
-    safety = write_tags(tmp_path / "s.parquet", hashes[::2], "prediction", [0.5] * len(hashes[::2]))
-    join_tags(sail, metadata, "laion2B-en", tmp_path / "delta", aesthetic_tags=tags, safety_tags=safety)
-    run_cli(
-        "join-tags", "--metadata", str(metadata), "--collection", "laion2B-en", "--lake", str(tmp_path / "parquet"),
-        "--aesthetic-tags", str(tags), "--safety-tags", str(safety), "--engine", "local", "--table-format", "parquet",
-    )  # fmt: skip
-
-    partition = tmp_path / "parquet" / "joined" / "collection=laion2B-en"
-    classic = pq.read_table(sorted(partition.glob("*.parquet")), partitioning=None)
-    assert classic.schema.names == JOINED_SCHEMA.names[:-1]
-    expected = [
-        {k: v for k, v in r.items() if k != "collection"} for r in joined_rows(tmp_path / "delta", "laion2B-en")
-    ]
-    assert sorted(classic.to_pylist(), key=_row_key) == expected
+@pytest.mark.classic
+def test_classic_spark_delta_joined_equals_sail_delta(classic_run, reference_run):
+    """join-tags of every collection on classic Spark (delta-spark, ``local[2]``): the same rows as on Sail,
+    in the same columns, read back by delta-rs."""
+    assert_same_tables(classic_run, reference_run, ["joined"])
+    ours = deltalake.DeltaTable(str(classic_run / "lake" / "joined"))
+    assert ours.schema().to_arrow().names == JOINED_SCHEMA.names
+    assert ours.metadata().partition_columns == ["collection"]

@@ -9,7 +9,6 @@ import pytest
 import yaml
 from conftest import REPO
 from databricks.bundles.jobs import DataSecurityMode, Job
-from installs import make_dist
 
 from laion_spark.engine import read_profile
 from laion_spark.pipeline import STAGES
@@ -80,8 +79,9 @@ def test_each_task_depends_on_every_earlier_stage_whose_outputs_it_reads(job: Jo
 
 
 @pytest.mark.slow
-def test_the_jobs_entry_point_and_the_console_script_are_in_the_built_wheel(tmp_path: Path) -> None:
-    wheel, _ = make_dist(tmp_path)
+@pytest.mark.dist
+def test_the_jobs_entry_point_and_the_console_script_are_in_the_built_wheel(dist) -> None:
+    wheel, _ = dist
     with zipfile.ZipFile(wheel) as built:
         names = built.namelist()
         entry_points = next(built.read(n).decode() for n in names if n.endswith("entry_points.txt"))

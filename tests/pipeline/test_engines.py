@@ -23,11 +23,10 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from installs import clean_env, deps_venv, make_dist
+from installs import clean_env, deps_venv
 from lake_checks import lake_digests
 from pipeline_runs import rooted
 
-pytestmark = pytest.mark.slow
 SPARK_HOME = Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
 
 
@@ -71,8 +70,10 @@ def server(args: list[str], port: int, env: dict[str, str], log: Path) -> Iterat
         proc.wait(timeout=60)
 
 
-def test_spark_submit_runs_jobs_pipeline_with_the_package_from_make_dist(sample, reference_run, tmp_path) -> None:
-    _, zipped = make_dist(tmp_path / "dist")
+@pytest.mark.classic
+@pytest.mark.dist
+def test_spark_submit_runs_jobs_pipeline_with_the_package_from_make_dist(sample, reference_run, dist, tmp_path) -> None:
+    _, zipped = dist
     python = deps_venv(tmp_path / "venv")  # sees the dependencies, not laion_spark: the zip must provide it
     config = rooted(tmp_path / "run", sample)
     env = clean_env(PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python), SPARK_HOME=str(SPARK_HOME))
@@ -93,6 +94,7 @@ def test_spark_submit_runs_jobs_pipeline_with_the_package_from_make_dist(sample,
     assert_same_tables(tmp_path / "run", reference_run)
 
 
+@pytest.mark.slow
 def test_remote_engine_against_sails_own_spark_connect_server(sample, reference_run, tmp_path) -> None:
     port = free_port()
     command = [str(Path(sys.executable).parent / "sail"), "spark", "server", "--port", str(port)]
@@ -101,6 +103,7 @@ def test_remote_engine_against_sails_own_spark_connect_server(sample, reference_
     assert_same_tables(tmp_path / "run", reference_run)
 
 
+@pytest.mark.classic
 def test_remote_engine_against_classic_sparks_connect_server(sample, reference_run, tmp_path) -> None:
     port = free_port()
     jar = next((SPARK_HOME / "jars").glob("spark-connect_*.jar"))
@@ -119,6 +122,7 @@ def test_remote_engine_against_classic_sparks_connect_server(sample, reference_r
     assert_same_tables(tmp_path / "run", reference_run)
 
 
+@pytest.mark.slow
 def test_sail_in_local_cluster_mode_gives_the_same_tables(sample, reference_run, tmp_path) -> None:
     run_pipeline_cli(rooted(tmp_path / "run", sample), env=clean_env(SAIL_MODE="local-cluster"))
     assert_same_tables(tmp_path / "run", reference_run)

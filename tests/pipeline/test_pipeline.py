@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from crash import InjectedCrash
 from deltalake import DeltaTable
 from lake_checks import lake_digests
 from pipeline_runs import ROWS, rooted
@@ -120,6 +121,31 @@ def test_sql_sees_every_lake_table_by_its_name(cli_on_sail, reference_run: Path)
     assert (
         bad.exit_code == 2 and bad.stderr.startswith("error: query:") and "tables: aesthetic_embeddings" in bad.stderr
     )
+
+
+def test_crashed_in_the_middle_of_a_stage_the_rerun_redoes_no_completed_stage_and_ends_as_an_uninterrupted_run(
+    sail, sample, reference_run: Path, tmp_path: Path
+) -> None:
+    """The in-process twin of the SIGKILL test below: the crash comes when join-tags has committed the first
+    collection. Pins the per-stage resume: without the pipeline_stages check every stage would run again."""
+    config = load_pipeline_config(rooted(tmp_path, sample))
+    seen: list[str] = []
+
+    def echo(line: str) -> None:
+        seen.append(line)
+        if line.startswith("join-tags [laion2B-en]"):
+            raise InjectedCrash("after join-tags committed laion2B-en")
+
+    with pytest.raises(InjectedCrash):
+        run_pipeline(sail, config, echo=echo)
+    assert any(line.startswith("-> join") for line in seen), seen
+    rerun = run_pipeline(sail, config, echo=lambda line: None)
+    statuses = {stage.name: stage.status for stage in rerun.stages}
+    assert statuses["score"] == "skipped"
+    assert all(statuses[s] == "ran" for s in ("join", "subsets", "stats", "kv", "report"))
+    assert lake_digests(tmp_path / "lake") == lake_digests(reference_run / "lake")
+    for name in ("aesthetic.kv", "watermark_safety.kv"):
+        assert (tmp_path / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes()
 
 
 @pytest.mark.slow

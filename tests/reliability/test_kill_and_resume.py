@@ -1,9 +1,10 @@
 """Kill and resume, and idempotent reruns, for every command that writes.
 
 For each stage: an uninterrupted trial is the reference. Then (1) running it once more leaves the same
-tables and files (idempotence), and (2) for seeded kill points (before the first commit, between two
-commits, during the last) a trial SIGKILLed there and rerun ends with exactly the reference's tables
-(row counts and checksums of all columns) and files, with no scratch file left behind.
+tables and files (idempotence); (2) a trial crashed after any of its commits (a failure injected in this
+process, :mod:`crash`) and rerun ends with exactly the reference's tables (row counts and checksums of all
+columns) and files, with no scratch file left behind; (3) the same for a real process death: a trial
+SIGKILLed at seeded points (before the first commit, between two commits, during the last; the slow tier).
 
 Guards these tests pin (each was seen failing with its guard removed): score-embeddings' exactly-once
 commits (its shard-level resume, and its ``replaceWhere shard IN ...`` commits: with both removed, a rerun
@@ -17,10 +18,10 @@ from __future__ import annotations
 import json
 import random
 
+import crash
 import pytest
 from faults import StageRun, complete, describe, prepare, run, scratch_left
 
-pytestmark = pytest.mark.slow
 SEED = 20_261_202
 
 
@@ -109,8 +110,18 @@ STAGES = [
 
 
 @pytest.fixture(scope="module")
+def in_process(reference_run, tmp_path_factory, cli_on_sail_module):
+    """The uninterrupted trial of every stage, run in this process, and its root."""
+    done = {}
+    for stage in STAGES:
+        root = prepare(tmp_path_factory.mktemp(f"in-process-{stage.name}") / "root", reference_run, stage)
+        done[stage.name] = (crash.complete(stage, root, cli_on_sail_module), root)
+    return done
+
+
+@pytest.fixture(scope="module")
 def references(reference_run, tmp_path_factory):
-    """The uninterrupted trial of every stage, and its root (for the idempotence rerun)."""
+    """The uninterrupted trial of every stage in a fresh process, and its root."""
     done = {}
     for stage in STAGES:
         root = prepare(tmp_path_factory.mktemp(f"ref-{stage.name}") / "root", reference_run, stage)
@@ -125,12 +136,28 @@ def kill_points(commits: int, rng: random.Random) -> list[int]:
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
-def test_running_a_stage_twice_leaves_what_one_run_left(stage: StageRun, references) -> None:
-    first, root = references[stage.name]
-    again = complete(stage, root)
+def test_running_a_stage_twice_leaves_what_one_run_left(stage: StageRun, in_process, cli_on_sail_module) -> None:
+    first, root = in_process[stage.name]
+    again = crash.complete(stage, root, cli_on_sail_module)
     assert (again.tables, again.files) == (first.tables, first.files)
 
 
+@pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
+def test_crashed_after_any_commit_the_rerun_ends_as_an_uninterrupted_run(
+    stage: StageRun, in_process, reference_run, tmp_path, cli_on_sail_module
+) -> None:
+    reference, _ = in_process[stage.name]
+    assert reference.commits > 0, "the stage made no lake commit"
+    for point in range(reference.commits):
+        root = prepare(tmp_path / f"crash-after-{point}", reference_run, stage)
+        crash.crash(stage, root, point, cli_on_sail_module)
+        crash.complete(stage, root, cli_on_sail_module)
+        got = describe(stage, root)
+        assert (got.tables, got.files) == (reference.tables, reference.files), f"crashed after commit {point}"
+        assert scratch_left(root) == [], scratch_left(root)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
 def test_killed_at_any_commit_the_rerun_ends_as_an_uninterrupted_run(
     stage: StageRun, references, reference_run, tmp_path

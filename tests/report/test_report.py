@@ -166,6 +166,7 @@ def test_latest_runs_keep_only_the_newest_run_of_each_job():
     assert sorted(zip(latest["run_id"], latest["metric"], strict=True)) == [("b", "rows"), ("c", "rows")]
 
 
+@pytest.mark.browser
 def test_chromium_renders_the_cli_report_with_its_charts(lake_dir, tmp_path):
     require_chromium()
     out = tmp_path / "cli-report"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from browser import chromium_args
 from PIL import Image
 
 from laion_spark.lake.tables import write_table
@@ -19,8 +20,6 @@ from laion_spark.report import build_report
 from laion_spark.report.map import MapData, layout_neighbors, read_map_data, write_map_page
 from laion_spark.subsets.params import PUBLISHED_COLUMNS
 
-CHROMIUM = Path("/usr/bin/chromium")
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium")
 HOSTILE = "<script>alert('x')</script> & \u2028 日本語 ☕"
 
 
@@ -46,19 +45,7 @@ def map_points(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
-    common = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,900",
-    ]
-    return subprocess.run([*common, *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run([*chromium_args(profile, height=900), *args], capture_output=True, text=True, timeout=180)
 
 
 PROBE = """<script>
@@ -109,7 +96,7 @@ def test_layout_columns_are_found_in_pairs():
     assert layout_neighbors([*PUBLISHED_COLUMNS, "x_nn10", "y_nn10", "x_nn60", "y_nn60", "x_nn5"]) == [10, 60]
 
 
-@needs_chromium
+@pytest.mark.browser
 def test_chromium_draws_100k_points_without_console_errors(page, tmp_path):
     shot = tmp_path / "shot.png"
     proc = chromium("--enable-logging=stderr", "--v=0", f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "p")
@@ -123,7 +110,7 @@ def test_chromium_draws_100k_points_without_console_errors(page, tmp_path):
     assert background.mean() > 0.3 and coloured.sum() > 20_000
 
 
-@needs_chromium
+@pytest.mark.browser
 def test_hover_shows_caption_score_and_url_and_the_view_pans_zooms_and_switches(page, tmp_path):
     probed = tmp_path / "probe.html"
     probed.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")

@@ -7,9 +7,9 @@ from pathlib import Path
 import deltalake
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from deltalake import DeltaTable
+from lake_checks import assert_same_tables
 from pyspark.sql import functions as F
 from typer.testing import CliRunner
 from umap_data import make_subset
@@ -70,34 +70,13 @@ def test_other_seeds_pick_other_rows(sail, tmp_path):
     assert picks[0] == picks[2] and picks[0] != picks[1]
 
 
-@pytest.mark.slow
-def test_the_same_seed_gives_the_same_sample_on_sail_and_on_classic_spark(sail, tmp_path):
-    subset = make_subset(3000, seed=5)
-    write_subset(sail, tmp_path / "delta", subset)
-    parquet = tmp_path / "parquet" / "subset_aesthetics_6plus"
-    parquet.mkdir(parents=True)
-    pq.write_table(subset, parquet / "part-00000.parquet")
-    sample_for_umap(sail, tmp_path / "delta", "aesthetics_6plus", 250, seed=7)
-    run_cli(
-        "sample-for-umap",
-        "--lake",
-        str(tmp_path / "parquet"),
-        "--subset",
-        "aesthetics_6plus",
-        "--rows",
-        "250",
-        "--seed",
-        "7",
-        "--engine",
-        "local",
-        "--table-format",
-        "parquet",
-    )
-    on_sail = delta_rows(tmp_path / "delta" / "umap_sample")
-    classic = pq.read_table(tmp_path / "parquet" / "umap_sample").to_pandas()
-    classic = classic.sort_values(["hash", "URL", "TEXT"], ignore_index=True, na_position="first")
-    assert len(on_sail) == len(classic) == 250
-    pd.testing.assert_frame_equal(on_sail, classic[on_sail.columns], check_dtype=False)
+@pytest.mark.classic
+def test_the_same_seed_gives_the_same_sample_on_sail_and_on_classic_spark(classic_run, reference_run):
+    """sample-for-umap picks the same rows of the subset on both engines, and umap lays them out the same."""
+    assert_same_tables(classic_run, reference_run, ["umap_sample", "umap"])
+    sample = DeltaTable(str(classic_run / "lake" / "umap_sample")).to_pyarrow_table()
+    subset = DeltaTable(str(classic_run / "lake" / "subset_aesthetics_6plus")).to_pyarrow_table()
+    assert 0 < sample.num_rows < subset.num_rows
 
 
 def test_bad_requests_are_refused_before_anything_is_written(sail, tmp_path):
