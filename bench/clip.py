@@ -49,6 +49,7 @@ from PIL import Image
 from laion_spark.aesthetic.heads import Head, load_head, save_linear_head
 from laion_spark.clip import ModelSpec, embed_text_frame, encode_captions, load_model, score_images
 from laion_spark.clip.model import ClipModel
+from laion_spark.clip.params import ScoreImages
 from laion_spark.engine.factory import open_session
 from laion_spark.sample.webdataset import SAMPLES_PER_TAR
 
@@ -144,10 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         frame = lake.spark.createDataFrame(pa.table({"TEXT": captions}).to_pandas())
 
         def ours(attempt: int) -> int:
-            summary = score_images(
-                lake, [str(t) for t in tars], image_spec, head, runs / f"lake-{attempt}",
-                write_embeddings=runs / f"emb-{attempt}", batch_size=BATCH,
-            )  # fmt: skip
+            summary = score_images(lake, ScoreImages(shards=[str(t) for t in tars], model=image_spec, head=head, lake=runs / f"lake-{attempt}", write_embeddings=runs / f"emb-{attempt}", batch_size=BATCH))  # fmt: skip
             return summary.metrics["rows_embedded"]
 
         image_runs: dict[str, Callable[[int], int]] = {

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from laion_spark.engine.factory import open_session
 from laion_spark.ingest import join_tags
+from laion_spark.ingest.params import JoinTags
 from laion_spark.lake.collections import raw_schema
 from laion_spark.lake.hashing import laion_hash
 
@@ -193,10 +194,12 @@ def main() -> None:
         with Timer(ours_runs):
             ours = join_tags(
                 lake,
-                folder / "metadata",
-                COLLECTION,
-                lake_dir,
-                **{f"{name}_tags": folder / f"{name}.parquet" for name in TAGS},
+                JoinTags(
+                    metadata=folder / "metadata",
+                    collection=COLLECTION,
+                    lake=lake_dir,
+                    **{f"{name}_tags": folder / f"{name}.parquet" for name in TAGS},
+                ),
             )
     lake.stop()
 

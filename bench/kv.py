@@ -40,6 +40,7 @@ from static_ondisk_kv import OnDiskKV, parquet_to_file
 
 from laion_spark.engine.factory import open_session
 from laion_spark.kv.build import build_kv
+from laion_spark.kv.params import BuildKV
 from laion_spark.kv.reader import KV
 from laion_spark.kv.records import write_records
 from laion_spark.lake.tables import write_table
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def build(table: Path, name: str) -> object:
         ours[name].unlink(missing_ok=True)
-        return build_kv(lake, table, ours[name], ["aesthetic"])
+        return build_kv(lake, BuildKV(table=table, out=ours[name], value_columns=["aesthetic"]))
 
     first_build, _ = _timed(lambda: build(sorted_table, "first"))
     with contextlib.redirect_stderr(io.StringIO()):  # the peer's tqdm bar

@@ -67,14 +67,18 @@ from bench.join import generate as generate_metadata_and_tags
 from laion_spark.aesthetic.bucket_embeddings import build_aesthetic_embeddings
 from laion_spark.aesthetic.distribution import build_score_distribution
 from laion_spark.aesthetic.heads import Head
+from laion_spark.aesthetic.params import AestheticEmbeddings, ScoreDistribution, ScoreEmbeddings
 from laion_spark.aesthetic.scoring import score_embeddings
 from laion_spark.engine.factory import LakeSession, open_session
 from laion_spark.ingest import join_tags
+from laion_spark.ingest.params import JoinTags
 from laion_spark.kv.build import build_kv
+from laion_spark.kv.params import BuildKV
 from laion_spark.sample.distribution import draw_target_scores
 from laion_spark.sample.embeddings import embeddings_for_scores, synthetic_head
 from laion_spark.sample.seeding import stream
 from laion_spark.subsets.build import build_subsets
+from laion_spark.subsets.params import BuildSubsets
 
 COLLECTION = "laion2B-en"
 PART_ROWS = 250_000
@@ -348,19 +352,23 @@ def stages(lake: LakeSession, view: Path, run: Path, head: Head, kv_range_rows: 
     tags, joined = lake_dir / "aesthetic_tags", lake_dir / "joined"
 
     def score() -> None:
-        summary = score_embeddings(lake, view / "embeddings", head, lake_dir, COLLECTION)
+        summary = score_embeddings(
+            lake, ScoreEmbeddings(embeddings=view / "embeddings", head=head, lake=lake_dir, collection=COLLECTION)
+        )
         assert summary.metrics["rows_scored"] + summary.metrics["rows_rejected"] == rows, summary.metrics
 
     def join() -> None:
         summary = join_tags(
             lake,
-            view / "metadata",
-            COLLECTION,
-            lake_dir,
-            aesthetic_tags=tags,
-            watermark_tags=view / "watermark",
-            safety_tags=view / "safety",
-            aesthetic_head=head.name,
+            JoinTags(
+                metadata=view / "metadata",
+                collection=COLLECTION,
+                lake=lake_dir,
+                aesthetic_tags=tags,
+                watermark_tags=view / "watermark",
+                safety_tags=view / "safety",
+                aesthetic_head=head.name,
+            ),
         )
         assert summary.metrics["rows_out"] == rows, summary.metrics
 
@@ -369,13 +377,15 @@ def stages(lake: LakeSession, view: Path, run: Path, head: Head, kv_range_rows: 
             kv_dir.mkdir(parents=True, exist_ok=True)
             result = build_kv(
                 lake,
-                table,
-                kv_dir / name,
-                columns,
-                on_duplicate="max",
-                where=where,
-                max_rows_per_range=kv_range_rows,
-                lake_dir=lake_dir,
+                BuildKV(
+                    table=table,
+                    out=kv_dir / name,
+                    value_columns=columns,
+                    on_duplicate="max",
+                    where=where,
+                    max_rows_per_range=kv_range_rows,
+                    lake=lake_dir,
+                ),
             )
             assert result.rows_in == rows, result
 
@@ -384,12 +394,14 @@ def stages(lake: LakeSession, view: Path, run: Path, head: Head, kv_range_rows: 
     return [
         ("score-embeddings", [view / "embeddings"], score),
         ("join-tags", [view / "metadata", view / "watermark", view / "safety", tags], join),
-        ("subsets", [joined], lambda: build_subsets(lake, lake_dir)),
-        ("stats", [tags], lambda: build_score_distribution(lake, lake_dir)),
+        ("subsets", [joined], lambda: build_subsets(lake, BuildSubsets(lake=lake_dir))),
+        ("stats", [tags], lambda: build_score_distribution(lake, ScoreDistribution(lake=lake_dir))),
         (
             "aesthetic-embeddings",
             [view / "embeddings" / "img_emb"],
-            lambda: build_aesthetic_embeddings(lake, [view / "embeddings"], head, lake_dir),
+            lambda: build_aesthetic_embeddings(
+                lake, AestheticEmbeddings(embeddings=[view / "embeddings"], head=head, lake=lake_dir)
+            ),
         ),
         ("build-kv aesthetic", [tags], kv("aesthetic.kv", tags, ["aesthetic"], f"head = '{head.name}'")),
         ("build-kv watermark+safety", [joined], kv("watermark_safety.kv", joined, ["pwatermark", "punsafe"], None)),

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from laion_spark.aesthetic.heads import Head, load_head, save_linear_head
+from laion_spark.aesthetic.params import ScoreEmbeddings
 from laion_spark.aesthetic.scoring import CHUNK_ROWS, score_embeddings
 from laion_spark.engine.factory import open_session
 from laion_spark.lake.hashing import laion_hash
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         session_s = time.perf_counter() - session_started
 
         def ours(out: Path) -> int:
-            summary = score_embeddings(lake, embeddings, head, out)
+            summary = score_embeddings(lake, ScoreEmbeddings(embeddings=embeddings, head=head, lake=out))
             return summary.metrics["rows_scored"] + summary.metrics["rows_rejected"]
 
         contenders: dict[str, Callable[[Path], int]] = {

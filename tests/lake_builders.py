@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from laion_spark.lake.collections import COLLECTIONS, JOINED_SCHEMA
+from laion_spark.lake.collections import JOINED_SCHEMA
 from laion_spark.lake.hashing import laion_hash
+from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.lake.tables import write_table
 
 CAPTIONS = [

@@ -32,9 +32,11 @@ from pyspark.sql.types import ArrayType, FloatType, IntegerType, LongType, Strin
 
 from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError
+from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import lake_table, read_table, table_exists, write_table
-from .heads import Head
+from ..lake.tables import read_table, table_exists, write_table
+from .heads import Head, load_head
+from .params import EMBEDDINGS_TABLE, AestheticEmbeddings, ExportAestheticEmbeddings
 from .shards import Shard, ShardLayoutError, discover_shards
 
 RATINGS = 10
@@ -170,16 +172,18 @@ def compute_aesthetic_embeddings(
     return rows, summary
 
 
-def build_aesthetic_embeddings(
-    lake: LakeSession, embeddings: Sequence[str | Path], head: Head, lake_dir: str | Path
-) -> RunSummary:
-    """Compute the bucket means and replace this model and head's rows of ``<lake_dir>/aesthetic_embeddings``.
+def build_aesthetic_embeddings(lake: LakeSession, stage: AestheticEmbeddings) -> RunSummary:
+    """Compute the bucket means of ``stage.embeddings`` and replace this model and head's rows of
+    ``<stage.lake>/aesthetic_embeddings``; with ``stage.export``, write its ``rating{N}.npy`` files there too.
 
     The table is tiny (10 rows per head), so the other heads' rows are read to the driver and the
-    whole table is rewritten: Sail's ``replaceWhere`` fails on tables with array columns.
+    whole table is rewritten: Sail's ``replaceWhere`` fails on tables with array columns. Returns the run
+    summary; raises the errors of :func:`compute_aesthetic_embeddings` and :func:`export_aesthetic_embeddings`.
     """
-    rows, summary = compute_aesthetic_embeddings(lake, embeddings, head)
-    path = lake_table(lake_dir, "aesthetic_embeddings")
+    head = load_head(stage.head)
+    rows, summary = compute_aesthetic_embeddings(lake, stage.embeddings, head)
+    lake_dir = stage.lake
+    path = lake_table(lake_dir, EMBEDDINGS_TABLE)
     kept: list[tuple[str, str, int, int, list[float] | None]] = []
     if table_exists(lake, path):
         other = (F.col("model") != F.lit(head.model)) | (F.col("head") != F.lit(head.name))
@@ -189,22 +193,23 @@ def build_aesthetic_embeddings(
     frame = lake.spark.createDataFrame(kept + rows, schema=EMBEDDINGS_SCHEMA).coalesce(1)
     write_table(lake, frame, path, mode="overwrite")
     record_run(lake, lake_dir, summary)
+    if stage.export is not None:
+        export_aesthetic_embeddings(lake, ExportAestheticEmbeddings(lake=lake_dir, out=stage.export, head=head.name))
     return summary
 
 
-def export_aesthetic_embeddings(
-    lake: LakeSession, lake_dir: str | Path, out: str | Path, head: str | None = None
-) -> dict[int, Path]:
-    """Write ``rating{N}.npy`` (float32, shape ``(1, d)``, like LAION's files) for each non-empty bucket.
+def export_aesthetic_embeddings(lake: LakeSession, stage: ExportAestheticEmbeddings) -> dict[int, Path]:
+    """Write ``rating{N}.npy`` (float32, shape ``(1, d)``, like LAION's files) for each non-empty bucket into
+    ``stage.out``.
 
-    ``head`` picks the head's rows when the table holds several. Returns ``{bucket: path}`` and records
+    ``stage.head`` picks the head's rows when the table holds several. Returns ``{bucket: path}`` and records
     the run (job ``export-aesthetic-embeddings``). Raises :class:`~laion_spark.errors.InputError` for a
     head that is missing or not chosen, or an ``out`` that is a file.
     """
-    out = Path(out)
+    out, lake_dir, head = Path(stage.out), stage.lake, stage.head
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
-    table = read_table(lake, lake_table(lake_dir, "aesthetic_embeddings")).toPandas()
+    table = read_table(lake, lake_table(lake_dir, EMBEDDINGS_TABLE)).toPandas()
     heads = sorted(table["head"].unique())
     if head is None:
         if len(heads) != 1:
@@ -220,7 +225,7 @@ def export_aesthetic_embeddings(
         path = out / f"rating{row.bucket}.npy"
         np.save(path, np.asarray(row.embedding, dtype=np.float32).reshape(1, -1))
         written[int(row.bucket)] = path
-    summary = RunSummary(job="export-aesthetic-embeddings", collection="*", target=str(out))
+    summary = RunSummary(job=stage.command, collection="*", target=str(out))
     summary.metrics = {"files": len(written), "buckets_empty": RATINGS - len(written)}
     record_run(lake, lake_dir, summary)
     return written

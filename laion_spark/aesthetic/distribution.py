@@ -19,11 +19,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
 from ..engine.factory import LakeSession
+from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import lake_table, read_table, write_table
+from ..lake.tables import read_table, write_table
+from .params import DISTRIBUTION_TABLE, TAGS_TABLE, ScoreDistribution
 
 #: The lake table this module writes.
-TABLE = "score_distribution"
 #: LAION's unit buckets, in order.
 UNIT_BUCKETS = tuple(f"{k}-{k + 1}" for k in range(10))
 #: Every bucket of the table, in ``bucket_order``.
@@ -67,14 +68,15 @@ def score_distribution(tags: DataFrame) -> pd.DataFrame:
     return full[[f.name for f in DISTRIBUTION_SCHEMA.fields]]
 
 
-def build_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataFrame:
-    """Compute the distribution of ``<lake_dir>/aesthetic_tags``, rewrite ``<lake_dir>/score_distribution``
+def build_score_distribution(lake: LakeSession, stage: ScoreDistribution) -> pd.DataFrame:
+    """Compute the distribution of ``<stage.lake>/aesthetic_tags``, rewrite ``<stage.lake>/score_distribution``
     and record the run (job ``stats``: rows and rows per bucket kind). Returns the table as pandas; raises
     :class:`~laion_spark.lake.TableError` when ``aesthetic_tags`` is missing or unreadable."""
-    table = score_distribution(read_table(lake, lake_table(lake_dir, "aesthetic_tags")))
+    lake_dir = stage.lake
+    table = score_distribution(read_table(lake, lake_table(lake_dir, TAGS_TABLE)))
     frame = lake.spark.createDataFrame(table, schema=DISTRIBUTION_SCHEMA)
-    write_table(lake, frame.coalesce(1), lake_table(lake_dir, TABLE), mode="overwrite")
-    summary = RunSummary(job="stats", collection="*", target=TABLE)
+    write_table(lake, frame.coalesce(1), lake_table(lake_dir, DISTRIBUTION_TABLE), mode="overwrite")
+    summary = RunSummary(job=stage.command, collection="*", target=DISTRIBUTION_TABLE)
     summary.metrics = {
         "rows": int(table["count"].sum()),
         "rows_missing_score": int(table.loc[table["bucket"] == "missing", "count"].sum()),
@@ -87,7 +89,7 @@ def build_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.Data
 
 def read_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataFrame:
     """The ``score_distribution`` table as pandas, sorted by collection, head and bucket."""
-    table = read_table(lake, lake_table(lake_dir, TABLE)).toPandas()
+    table = read_table(lake, lake_table(lake_dir, DISTRIBUTION_TABLE)).toPandas()
     return table.sort_values(["collection", "head", "bucket_order"], ignore_index=True)
 
 

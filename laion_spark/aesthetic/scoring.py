@@ -48,6 +48,7 @@ How it runs:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,17 +64,17 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from ..engine.factory import LakeSession
-from ..errors import InputError, InvariantError
+from ..errors import InvariantError
 from ..lake.hashing import laion_hash
+from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import lake_table, read_table, table_exists, write_table
+from ..lake.tables import read_table, table_exists, write_table
 from .heads import Head, load_head
-from .params import SHARDS_PER_COMMIT
+from .params import REJECTED_TABLE, TAGS_TABLE, ScoreEmbeddings
 from .shards import Shard, ShardLayoutError, discover_shards
 
 JOB = "score-embeddings"
-TAGS_TABLE = "aesthetic_tags"
-REJECTED_TABLE = "aesthetic_tags_rejected"
+_log = logging.getLogger(__name__)
 PARTITION_BY = ("head", "collection")
 TAGS_COLUMNS = ("hash", "aesthetic", "collection", "shard", "head")
 #: Rows scored at once inside a task (bounds a task's memory: ~100 MB of float32 at d=768).
@@ -259,20 +260,12 @@ def _batched(tasks: Sequence[ShardTask], size: int) -> Iterator[list[ShardTask]]
         yield list(tasks[start : start + size])
 
 
-def score_embeddings(
-    lake: LakeSession,
-    embeddings: str | Path,
-    head: str | Path | Head,
-    lake_dir: str | Path,
-    collection: str | None = None,
-    overwrite: bool = False,
-    shards_per_commit: int = SHARDS_PER_COMMIT,
-    skip_refused: bool = False,
-) -> ScoreSummary:
-    """Score every shard under ``embeddings`` with ``head`` into ``<lake_dir>/aesthetic_tags``.
+def score_embeddings(lake: LakeSession, stage: ScoreEmbeddings) -> ScoreSummary:
+    """Score every shard under ``stage.embeddings`` with ``stage.head`` into ``<stage.lake>/aesthetic_tags``
+    (:class:`~laion_spark.aesthetic.params.ScoreEmbeddings` lists the parameters).
 
     ``collection`` defaults to the embeddings folder's name. Returns the run
-    summary (also appended to ``<lake_dir>/runs``).
+    summary (also appended to ``<lake>/runs``).
 
     Shards refused while planning (from their file headers, or because the lake
     holds a different number of their rows) raise
@@ -284,8 +277,8 @@ def score_embeddings(
     :class:`~laion_spark.errors.InvariantError` (after recording the run) when
     a shard's rows changed while it was scored.
     """
-    if shards_per_commit < 1:
-        raise InputError(f"--shards-per-commit must be at least 1, got {shards_per_commit}")
+    embeddings, head, lake_dir, collection = stage.embeddings, stage.head, stage.lake, stage.collection
+    overwrite, shards_per_commit, skip_refused = stage.overwrite, stage.shards_per_commit, stage.skip_refused
     head = head if isinstance(head, Head) else load_head(head)
     collection = collection or Path(embeddings).resolve().name
     tags_path, rejected_path = lake_table(lake_dir, TAGS_TABLE), lake_table(lake_dir, REJECTED_TABLE)
@@ -372,6 +365,8 @@ def score_embeddings(
         "rows_refused": sum(r.rows for r in summary.refused),
     }
     record_run(lake, lake_dir, summary)
+    for refused in summary.refused:
+        _log.warning("skipped refused shard %d (%s): %s", refused.index, refused.npy, refused.reason)
     if changed:
         raise InvariantError(
             f"{len(changed)} shard(s) changed while they were scored, first shard {changed[0].index} "

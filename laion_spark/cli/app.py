@@ -27,7 +27,7 @@ from typer.exceptions import TyperException
 
 from .. import __version__
 from ..errors import EXIT_INPUT, EXIT_INVARIANT, InvariantError, LaionSparkError, first_line
-from . import aesthetic, clip, demo, engine, ingest, kv, lake, pipeline, report, sample, subsets, umap
+from . import demo, engine, kv, lake, pipeline, sample, stages
 
 _debug = {"on": os.environ.get("LAION_SPARK_DEBUG", "") not in ("", "0")}
 
@@ -148,5 +148,5 @@ def main(
     _debug["on"] = _debug["on"] or debug
 
 
-for _module in (sample, ingest, aesthetic, clip, subsets, umap, kv, report, pipeline, demo, lake, engine):
+for _module in (sample, stages, kv, pipeline, demo, lake, engine):
     _module.register(app)

@@ -57,10 +57,10 @@ def register(app: typer.Typer) -> None:
         loaded = load_pipeline_config(config)
         if root is not None and loaded.pipeline is not None:
             loaded = dataclasses.replace(loaded, pipeline=dataclasses.replace(loaded.pipeline, root=str(root)))
-        chosen = [name.strip() for name in only.split(",") if name.strip()] if only else None
+        chosen = [name.strip() for name in only.split(",") if name.strip()] if only is not None else None
         plan_stages(loaded, from_stage, chosen)
         if describe_only:
-            typer.echo(describe(None, loaded))
+            typer.echo(describe(loaded))
             return
         with engine.open() as lake:
             result = run_pipeline(lake, loaded, from_stage=from_stage, only=chosen, force=force, echo=typer.echo)

@@ -50,21 +50,18 @@ from ..aesthetic.heads import Head, load_head
 from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError
 from ..lake.columns import require_columns
+from ..lake.layout import is_local, lake_table, table_path
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import is_local, lake_table, read_table, table_exists, table_path, write_table
+from ..lake.tables import read_table, table_exists, write_table
 from .images import SUMMARY_DDL, ImageJob, TarTask, score_tar_tasks
 from .model import ModelSpec
 from .params import (
-    DECODE_THREADS,
-    DECODE_TIMEOUT_S,
-    IMAGE_BATCH,
     IMAGE_ERRORS_TABLE,
     IMAGE_TAGS_TABLE,
     IMAGE_TARS_TABLE,
     SOURCE_IMAGES,
-    TARS_PER_COMMIT,
-    TEXT_BATCH,
-    TEXT_MODES,
+    EmbedText,
+    ScoreImages,
 )
 from .progress import RunProgress
 from .reader import error_kind
@@ -205,39 +202,26 @@ def _batched(tasks: Sequence[TarTask], size: int) -> Iterator[list[TarTask]]:
         yield list(tasks[start : start + size])
 
 
-def score_images(
-    lake: LakeSession,
-    shards: str | Path | Sequence[str | Path],
-    spec: ModelSpec | str,
-    head: str | Path | Head,
-    lake_dir: str | Path,
-    *,
-    write_embeddings: str | Path | None = None,
-    collection: str | None = None,
-    batch_size: int = IMAGE_BATCH,
-    tars_per_commit: int = TARS_PER_COMMIT,
-    threads: int = DECODE_THREADS,
-    decode_timeout: float = DECODE_TIMEOUT_S,
-) -> ImageScoreSummary:
-    """Embed and score the images of webdataset tars into ``lake_dir`` (see the module docstring).
+def score_images(lake: LakeSession, stage: ScoreImages) -> ImageScoreSummary:
+    """Embed and score the images of the webdataset tars ``stage.shards`` into ``stage.lake`` (see the module
+    docstring; :class:`~laion_spark.clip.params.ScoreImages` lists the parameters).
 
-    ``shards`` is a glob or a list of tar paths; ``spec`` a :class:`ModelSpec` or its text; ``head`` a
-    head name, ``.pth`` path or :class:`Head` whose width must be the model's embedding width;
-    ``write_embeddings`` a folder for the parquet_npy shards (one per tar); ``collection`` defaults to
-    the folder name of the first tar. Returns the run summary (also appended to ``lake_dir/runs``):
-    ``rows_in = rows_embedded + rows_failed`` over the tars scored, ``failed_<kind>`` per error kind.
+    The head's width must be the model's embedding width; ``collection`` defaults to the folder name of the
+    first tar. Returns the run summary (also appended to ``lake/runs``): ``rows_in = rows_embedded +
+    rows_failed`` over the tars scored, ``failed_<kind>`` per error kind.
 
-    Raises :class:`~laion_spark.errors.InputError` before writing anything for a bad option, spec, head,
-    width, glob, or a tar whose lake rows disagree with its record; :class:`InvariantError` (after
-    recording the run) when the tables do not hold exactly each tar's rows.
+    Raises :class:`~laion_spark.errors.InputError` before writing anything for a bad spec, head, width, glob,
+    or a tar whose lake rows disagree with its record; :class:`InvariantError` (after recording the run) when
+    the tables do not hold exactly each tar's rows.
     """
-    if batch_size < 1 or tars_per_commit < 1 or threads < 0 or decode_timeout <= 0:
-        raise InputError(
-            f"--batch-size ({batch_size}) and --tars-per-commit ({tars_per_commit}) must be at least 1, "
-            f"--threads ({threads}) at least 0 and the decode timeout ({decode_timeout}) positive"
-        )
-    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    head = head if isinstance(head, Head) else load_head(head)
+    spec, head = ModelSpec.parse(stage.model), load_head(stage.head)
+    shards, lake_dir, write_embeddings, collection = stage.shards, stage.lake, stage.write_embeddings, stage.collection
+    batch_size, tars_per_commit, threads, decode_timeout = (
+        stage.batch_size,
+        stage.tars_per_commit,
+        stage.threads,
+        stage.decode_timeout,
+    )
     if spec.embed_dim() != head.dim:
         raise InputError(
             f"head {head.name} takes {head.dim}-wide embeddings but model {spec.name} gives {spec.embed_dim()}"
@@ -422,45 +406,32 @@ def _remove_empty(folder: Path) -> None:
             return
 
 
-def embed_text(
-    lake: LakeSession,
-    table: str | Path,
-    column: str,
-    spec: ModelSpec | str,
-    out: str | Path,
-    *,
-    mode: str = "pooled",
-    batch_size: int = TEXT_BATCH,
-    output: str = "embedding",
-) -> RunSummary:
-    """Write ``out``: the lake table ``table`` with an ``output`` column, the CLIP text embedding of ``column``.
+def embed_text(lake: LakeSession, stage: EmbedText) -> RunSummary:
+    """Write ``stage.out``: the lake table ``stage.table`` with an ``output`` column, the CLIP text embedding of
+    ``column`` (:class:`~laion_spark.clip.params.EmbedText` lists the parameters).
 
     ``out`` is a table in the session's format (Delta, or Parquet with ``--table-format parquet``),
     replaced when it exists. See :func:`~laion_spark.clip.text.embed_text_frame` for ``mode`` and the
     null captions (counted as ``rows_null_caption``). The run is recorded in the lake that holds
     ``table`` (its parent folder). Raises :class:`InputError` before writing for a missing table or
-    column, ``out`` equal to ``table``, or a bad spec, mode or batch size; :class:`InvariantError` when
-    ``out`` does not hold every input row.
+    column, ``out`` equal to ``table`` or a bad spec; :class:`InvariantError` when ``out`` does not hold
+    every input row.
     """
-    if mode not in TEXT_MODES:
-        raise InputError(f"--mode {mode!r}: expected one of {', '.join(TEXT_MODES)}")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    source, target = table_path(table), table_path(out)
+    spec = ModelSpec.parse(stage.model)
+    source, target = table_path(stage.table), table_path(stage.out)
     if source == target:
-        raise InputError(f"--out {out}: is the input table; choose another path")
+        raise InputError(f"--out {stage.out}: is the input table; choose another path")
     df = read_table(lake, source)
-    require_columns(df.schema, {column: "string"}, source)
-    frame = embed_text_frame(df, column, spec, mode=mode, batch_size=batch_size, output=output)
+    require_columns(df.schema, {stage.column: "string"}, source)
+    frame = embed_text_frame(df, stage.column, spec, mode=stage.mode, batch_size=stage.batch_size, output=stage.output)
     write_table(lake, frame, target, mode="overwrite")
     counts = (
         read_table(lake, target)
-        .agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col(output).isNull().cast("long")).alias("nulls"))
+        .agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col(stage.output).isNull().cast("long")).alias("nulls"))
         .first()
     )
     rows_in = df.count()
-    null_captions = df.where(F.col(column).isNull()).count()
+    null_captions = df.where(F.col(stage.column).isNull()).count()
     summary = RunSummary(job=TEXT_JOB, collection="*", target=target)
     summary.metrics = {
         "rows_in": rows_in,

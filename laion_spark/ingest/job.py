@@ -8,24 +8,22 @@ rows dropped as duplicates or for a null hash) goes to ``<lake>/runs``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from pyspark.sql import functions as F
 
 from ..engine.factory import LakeSession
 from ..errors import InvariantError
 from ..lake.collections import JOINED_SCHEMA
+from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import lake_table, read_table, write_table
+from ..lake.tables import read_table, write_table
 from .metadata import MetadataInput, count_hash_mismatches, inspect_metadata, read_metadata
+from .params import JOINED_TABLE, JoinTags
 from .sources import JoinInputError
 from .tags import TAGS, TagInput, combine_tags, inspect_tag_table, read_tag_table, tag_counts
 
-JOB = "join-tags"
-_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+JOB = JoinTags.command
 _SPARK_TYPES = {"string": "string", "int32": "int", "int64": "bigint", "float": "float", "double": "double"}
 
 
@@ -46,40 +44,28 @@ class JoinPlan:
     @property
     def joined_path(self) -> str:
         """Where the ``joined`` table lives."""
-        return lake_table(self.lake_dir, "joined")
+        return lake_table(self.lake_dir, JOINED_TABLE)
 
 
-def plan_join(
-    metadata: str | Path,
-    collection: str,
-    lake_dir: str | Path,
-    aesthetic_tags: str | Path | None = None,
-    watermark_tags: str | Path | None = None,
-    safety_tags: str | Path | None = None,
-    aesthetic_head: str | None = None,
-    swap_width_height: str = "auto",
-    verify_hash: bool = False,
-) -> JoinPlan:
-    """Validate the inputs (parquet footers only) and return the plan; raises :class:`JoinInputError`."""
-    if not _COLLECTION_NAME.fullmatch(collection):
-        raise JoinInputError(f"collection name {collection!r}: use letters, digits, '.', '_' and '-'")
-    if aesthetic_head is not None and aesthetic_tags is None:
-        raise JoinInputError("an aesthetic head was chosen but no aesthetic tag table was given")
-    meta = inspect_metadata(metadata, swap_width_height)
-    if verify_hash and not meta.joined:
-        raise JoinInputError(f"metadata {metadata}: verify_hash needs a hash column to verify; this input has none")
-    given = {"aesthetic": aesthetic_tags, "watermark": watermark_tags, "safety": safety_tags}
+def plan_join(stage: JoinTags) -> JoinPlan:
+    """Validate the inputs of ``stage`` (parquet footers only) and return the plan; raises :class:`JoinInputError`."""
+    meta = inspect_metadata(stage.metadata, stage.swap_width_height)
+    if stage.verify_hash and not meta.joined:
+        raise JoinInputError(
+            f"metadata {stage.metadata}: verify_hash needs a hash column to verify; this input has none"
+        )
+    given = {"aesthetic": stage.aesthetic_tags, "watermark": stage.watermark_tags, "safety": stage.safety_tags}
     tags = tuple(
-        inspect_tag_table(TAGS[name], path, aesthetic_head if name == "aesthetic" else None)
+        inspect_tag_table(TAGS[name], path, stage.aesthetic_head if name == "aesthetic" else None)
         for name, path in given.items()
         if path is not None
     )
-    return JoinPlan(collection, str(lake_dir), meta, tags, verify_hash)
+    return JoinPlan(stage.collection, stage.lake, meta, tags, stage.verify_hash)
 
 
 def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     """Join, write ``collection``'s partition of ``joined``, record and return the run summary."""
-    summary = RunSummary(JOB, plan.collection, target="joined")
+    summary = RunSummary(JOB, plan.collection, target=JOINED_TABLE)
     joined = read_metadata(lake, plan.metadata)
     tag_frames = [(tag.spec, read_tag_table(lake, tag, plan.collection)) for tag in plan.tags]
     combined = combine_tags(tag_frames) if tag_frames else None
@@ -116,16 +102,14 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     return summary
 
 
-def join_tags(
-    lake: LakeSession, metadata: str | Path, collection: str, lake_dir: str | Path, **options: Any
-) -> RunSummary:
-    """Join ``collection``'s metadata with its tag tables into ``<lake_dir>/joined``.
+def join_tags(lake: LakeSession, stage: JoinTags) -> RunSummary:
+    """Join ``stage.collection``'s metadata with its tag tables into ``<stage.lake>/joined``
+    (:class:`~laion_spark.ingest.params.JoinTags` lists the parameters).
 
-    ``options`` are :func:`plan_join`'s keyword arguments (tag tables, head, swap, verify_hash).
     Returns the run summary; raises :class:`JoinInputError` on bad input and
     :class:`JoinInvariantError` when rows are not conserved.
     """
-    return run_join(lake, plan_join(metadata, collection, lake_dir, **options))
+    return run_join(lake, plan_join(stage))
 
 
 def _written_counts(lake: LakeSession, plan: JoinPlan) -> dict[str, int]:

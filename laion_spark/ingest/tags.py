@@ -23,7 +23,8 @@ from pyspark.sql import functions as F
 from ..engine.factory import LakeSession
 from ..errors import first_line
 from ..lake.columns import spark_columns
-from ..lake.tables import is_delta, table_path
+from ..lake.layout import table_path
+from ..lake.tables import is_delta
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
 
 

@@ -63,8 +63,9 @@ import math
 import os
 import shutil
 import socket
+import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,18 +79,10 @@ from pyspark.sql import types as T
 
 from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError, first_line
+from ..lake.layout import is_local, table_path
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import (
-    TableError,
-    TableNotFoundError,
-    WriteConflictError,
-    check_data_files,
-    is_delta,
-    is_local,
-    read_table,
-    table_path,
-)
-from .params import DEFAULT_MAX_ROWS_PER_RANGE, ON_DUPLICATE
+from ..lake.tables import TableError, TableNotFoundError, WriteConflictError, check_data_files, is_delta, read_table
+from .params import BuildKV
 from .radix import key_order
 from .reader import record_dtype
 from .records import ValueOverflowError, write_records
@@ -144,11 +137,23 @@ class KVBuildResult:
     duplicates_dropped: int
     null_keys_rejected: int
     ranges: int
+    seconds: float = 0.0
+
+    def format(self) -> str:
+        """The run summary, and the file with its row accounting."""
+        return "\n".join(
+            [
+                self.summary().format(),
+                f"{self.path}: {self.rows_written:,} records of {self.record_size} bytes (q + {self.value_format}) "
+                f"in {self.seconds:.1f} s; rows in {self.rows_in:,} = written {self.rows_written:,} + duplicates "
+                f"dropped {self.duplicates_dropped:,} + null keys rejected {self.null_keys_rejected:,}",
+            ]
+        )
 
     def summary(self) -> RunSummary:
         """The run summary (rows in = written + duplicates dropped + null keys rejected)."""
         return RunSummary(
-            job="build-kv",
+            job=BuildKV.command,
             collection="*",
             target=str(self.path),
             metrics={
@@ -192,48 +197,28 @@ def read_source(lake: LakeSession, table: str | Path) -> DataFrame:
     return lake.spark.read.parquet(text)
 
 
-def build_kv(
-    lake: LakeSession,
-    source: str | Path | DataFrame,
-    out: str | Path,
-    value_columns: Sequence[str],
-    *,
-    key_column: str = "hash",
-    value_format: str | None = None,
-    on_duplicate: str = "first",
-    max_rows_per_range: int = DEFAULT_MAX_ROWS_PER_RANGE,
-    where: str | None = None,
-    staging: str | Path | None = None,
-    lake_dir: str | Path | None = None,
-) -> KVBuildResult:
-    """Write the KV file ``out`` from ``source`` (a table path or a DataFrame).
+def build_kv(lake: LakeSession, stage: BuildKV) -> KVBuildResult:
+    """Write the KV file ``stage.out`` from the table ``stage.table`` (:class:`~laion_spark.kv.params.BuildKV`
+    lists the parameters); see :func:`write_kv`."""
+    return write_kv(lake, stage.table, stage)
 
-    ``value_format`` has one code per value column (``e`` float16, ``f``
-    float32, ``d`` float64); default ``e`` for each. ``where`` filters the rows
-    first (SQL). ``staging`` is the folder of the per-range fragment files
-    (default ``OUT.staging``; on a cluster a shared filesystem path that the
-    executors can write and the driver can read); it must not exist, and is
-    removed afterwards. With ``lake_dir`` the run is recorded in its ``runs`` table.
+
+def write_kv(lake: LakeSession, source: str | Path | DataFrame, stage: BuildKV) -> KVBuildResult:
+    """Write the KV file ``stage.out`` from ``source`` (a table path or a DataFrame; ``stage.table`` is not read).
+
+    ``stage.where`` filters the rows first (SQL). ``stage.staging`` is the folder of the per-range fragment
+    files (default ``OUT.staging``; on a cluster a shared filesystem path that the executors can write and
+    the driver can read); it must not exist, and is removed afterwards. With ``stage.lake`` the run is
+    recorded in its ``runs`` table.
 
     Raises :class:`KVBuildError` (or a :class:`~laion_spark.lake.TableError`) for
     bad input, before anything is written, and :class:`KVInvariantError` when
     rows or key ranges went missing during the build; ``out`` is then left as it was.
     """
-    value_columns = list(value_columns)
-    if not value_columns:
-        raise KVBuildError("give at least one value column")
-    value_format = value_format or "e" * len(value_columns)
-    if len(value_format) != len(value_columns):
-        raise KVBuildError(
-            f"value format {value_format!r} has {len(value_format)} code(s) for {len(value_columns)} value "
-            f"column(s) {', '.join(value_columns)}: give one code per column (e.g. {'e' * len(value_columns)!r})"
-        )
+    started = time.perf_counter()
+    value_columns, value_format, key_column = list(stage.value_columns), stage.record_format, stage.key_column
+    on_duplicate, max_rows_per_range, where = stage.on_duplicate, stage.max_rows_per_range, stage.where
     dtype = record_dtype(value_format)
-    if on_duplicate not in ON_DUPLICATE:
-        raise KVBuildError(f"on_duplicate must be one of {', '.join(ON_DUPLICATE)}, got {on_duplicate!r}")
-    if max_rows_per_range < 1:
-        raise KVBuildError(f"max_rows_per_range must be at least 1, got {max_rows_per_range}")
-
     name = "the input DataFrame" if isinstance(source, DataFrame) else table_path(source)
     df = source if isinstance(source, DataFrame) else read_source(lake, source)
     if where:
@@ -243,12 +228,12 @@ def build_kv(
         except Exception as err:  # noqa: BLE001 - engines raise different types for a bad expression
             raise KVBuildError(f"--where {where!r}: not a valid filter on {name} ({first_line(err)})") from None
     rows = _select_kv_columns(df, name, key_column, value_columns)
-    out = Path(out)
+    out = Path(stage.out)
     if out.is_dir():
         raise KVBuildError(f"--out {out}: is a folder; give the path of the KV file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    staging_dir = _staging_dir(staging, out)
+    staging_dir = _staging_dir(stage.staging, out)
 
     _claim_staging(staging_dir)
     try:
@@ -280,9 +265,10 @@ def build_kv(
         duplicates_dropped=dropped,
         null_keys_rejected=null_keys,
         ranges=ranges,
+        seconds=time.perf_counter() - started,
     )
-    if lake_dir is not None:
-        record_run(lake, lake_dir, result.summary())
+    if stage.lake is not None:
+        record_run(lake, stage.lake, result.summary())
     return result
 
 

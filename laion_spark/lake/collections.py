@@ -1,11 +1,8 @@
-"""LAION-5B collections and the column layouts the jobs read and write."""
+"""The column layouts the jobs read and write (LAION's collections: :mod:`.layout`)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
-
-#: The three LAION-5B metadata collections.
-COLLECTIONS = ("laion2B-en", "laion2B-multi", "laion1B-nolang")
 
 #: Raw metadata as published (WIDTH and HEIGHT swapped; LANGUAGE only in laion2B-multi).
 RAW_METADATA_SCHEMA = pa.schema(

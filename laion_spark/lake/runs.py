@@ -19,7 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..engine.factory import LakeSession
-from .tables import lake_table, write_table
+from .layout import RUNS_TABLE, lake_table
+from .tables import write_table
 
 RUNS_SCHEMA = pa.schema(
     [
@@ -78,7 +79,7 @@ def record_run(
     write_table(
         lake,
         lake.spark.createDataFrame(table.to_pandas()),
-        lake_table(lake_dir, "runs"),
+        lake_table(lake_dir, RUNS_TABLE),
         mode="append",
         merge_schema=True,
     )

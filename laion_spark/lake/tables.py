@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, DataFrameWriter
 
 from ..engine.factory import LakeSession
 from ..errors import InputError, LaionSparkError, first_line
+from .layout import is_local, table_path
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 
@@ -34,28 +35,6 @@ class TableError(InputError):
 
 class TableNotFoundError(TableError, FileNotFoundError):
     """No table at the path."""
-
-
-def table_path(path: str | Path) -> str:
-    """Absolute path for a local folder; URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
-    text = str(path)
-    if not is_local(text):
-        return text
-    return str(Path(text).expanduser().resolve())
-
-
-def lake_table(lake_dir: str | Path, name: str) -> str:
-    """Path of the table ``name`` in the lake folder ``lake_dir`` (local folder or URI)."""
-    base = str(lake_dir)
-    if not is_local(base):
-        return base.rstrip("/") + "/" + name
-    return table_path(Path(base) / name)
-
-
-def is_local(path: str | Path) -> bool:
-    """Whether ``path`` is on the local file system (not ``s3://``, ``dbfs:/`` ...)."""
-    text = str(path)
-    return "://" not in text and not text.startswith("dbfs:")
 
 
 def is_delta(path: str | Path) -> bool:

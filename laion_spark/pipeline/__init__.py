@@ -9,21 +9,10 @@ from .._lazy import exports
 __all__, __getattr__, __dir__ = exports(
     __name__,
     {
-        ".config": [
-            "STAGES",
-            "PipelineConfig",
-            "PipelineResult",
-            "PipelineSpec",
-            "PipelineConfigError",
-            "SafetyConfig",
-            "SubsetSpec",
-            "default_config_path",
-            "load_pipeline_config",
-            "parse_pipeline_config",
-        ],
+        ".config": ["PipelineConfig", "load_pipeline_config", "parse_pipeline_config"],
         ".demo": ["run_demo"],
+        ".params": ["PIPELINE_STAGES"],
         ".runner": ["PipelineResult", "describe", "run_pipeline"],
         ".spec": ["PipelineSpec"],
-        ".stages": ["STAGES"],
     },
 )

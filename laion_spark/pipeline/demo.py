@@ -17,11 +17,14 @@ import yaml
 
 from ..aesthetic.distribution import format_distribution, read_score_distribution
 from ..aesthetic.heads import HeadNotFoundError, load_head, resolve_head
+from ..config_file import read_yaml
 from ..engine.factory import LakeSession, open_session
+from ..report.params import PAGE
 from ..sample import generate_sample
-from .config import default_config_path, load_pipeline_config
-from .runner import run_pipeline
-from .validate import read_yaml
+from ..subsets.params import default_config_path
+from .config import load_pipeline_config
+from .runner import plan, plan_stages, run_pipeline
+from .stages import StageContext
 
 #: The published head the demo prefers.
 DEMO_HEAD = "laion-v1-l14"
@@ -131,17 +134,16 @@ def run_demo(
             lake.stop()
     result.stages += [(f"{s.name} ({s.status})", s.seconds) for s in ran.stages]
     lake_dir = Path(config.pipeline.lake_dir)
-    spec = config.pipeline
     result.outputs = {
         "sample data": sample_dir,
         "pipeline config": out / "pipeline.yaml",
         "lake (Delta tables)": lake_dir,
         **{f"lake/{p.name}": p for p in sorted(lake_dir.iterdir()) if p.is_dir()},
-        "rating{N}.npy": Path(spec.path(spec.stages["aesthetic_embeddings"].export)),
-        **{f"kv/{f.name}": Path(spec.path(spec.stages["kv"].out)) / f.name for f in spec.stages["kv"].files},
-        **({"umap renders": Path(spec.path(spec.stages["umap"].renders))} if "umap" in spec.stages else {}),
-        "report": Path(spec.path(spec.stages["report"].out)) / "index.html",
     }
+    for stage in plan(StageContext(lake, config, echo), plan_stages(config), check_inputs=False):
+        files = [Path(p) for p in stage.outputs if not Path(p).is_relative_to(lake_dir)]
+        result.outputs.update({str(p.relative_to(out)) if p.is_relative_to(out) else str(p): p for p in files})
+    result.outputs["report"] = result.outputs["report"] / PAGE
     caption_map = result.outputs["report"].with_name("umap_map.html")
     if caption_map.is_file():
         result.outputs["caption map"] = caption_map

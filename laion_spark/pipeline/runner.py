@@ -16,24 +16,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config_file import PipelineConfigError
 from ..engine.factory import LakeSession
-from ..lake.runs import RunSummary
-from ..lake.tables import is_local
+from ..lake.layout import is_local
+from ..stage import Stage
 from .config import PipelineConfig
-from .params import STAGE_ORDER
-from .stages import STAGES, Stage, StageContext
+from .params import PIPELINE_STAGES, STAGE_ORDER
+from .stages import StageContext
 from .state import StageRecords, fingerprint
-from .validate import PipelineConfigError
 
 
 @dataclass
 class StageOutcome:
-    """What happened to one stage: ``ran`` or ``skipped`` (complete), its seconds and run summaries."""
+    """What happened to one stage: ``ran`` or ``skipped`` (complete), its seconds and its runs' results."""
 
     name: str
     status: str
     seconds: float = 0.0
-    summaries: list[RunSummary] = field(default_factory=list)
+    results: list[object] = field(default_factory=list)
 
 
 @dataclass
@@ -61,19 +61,49 @@ def plan_stages(config: PipelineConfig, from_stage: str | None = None, only: Seq
                 raise PipelineConfigError(
                     f"{option} {name}: not a configured stage; configured: {', '.join(configured)}"
                 )
-    if only:
+    if only is not None:
+        if not only:
+            raise PipelineConfigError(f"--only: name at least one stage; configured: {', '.join(configured)}")
         return [name for name in configured if name in only]
     if from_stage:
         return configured[configured.index(from_stage) :]
     return configured
 
 
-def check_inputs(ctx: StageContext, names: Sequence[str]) -> None:
-    """Every file the ``names`` stages need must exist now; raises :class:`PipelineConfigError` naming it."""
+@dataclass(frozen=True)
+class PlannedStage:
+    """A stage about to run: its runs (declarations), and what they read and write."""
+
+    name: str
+    runs: list[Stage]
+
+    @property
+    def inputs(self) -> list[str]:
+        """Every file, folder or table its runs read, in the order they name them."""
+        return list(dict.fromkeys(path for run in self.runs for path in run.inputs()))
+
+    @property
+    def outputs(self) -> list[str]:
+        """Every file, folder or table its runs write, in the order they name them."""
+        return list(dict.fromkeys(path for run in self.runs for path in run.outputs()))
+
+
+def plan(ctx: StageContext, names: Sequence[str], *, check_inputs: bool = True) -> list[PlannedStage]:
+    """The runs of every stage in ``names``; raises :class:`PipelineConfigError` for a refused parameter, or (with
+    ``check_inputs``) an input that neither exists now nor is written by an earlier stage of the plan (naming it)."""
+    planned, written = [], set()
     for name in names:
-        for path in STAGES[name].files(ctx):
-            if is_local(path) and not (glob.glob(path) if glob.has_magic(path) else Path(path).exists()):
+        stage = PlannedStage(name, ctx.runs(name))
+        for path in stage.inputs if check_inputs else []:
+            if path not in written and is_local(path) and not _exists(path):
                 raise PipelineConfigError(f"pipeline.stages.{name}: input {path} does not exist")
+        written.update(stage.outputs)
+        planned.append(stage)
+    return planned
+
+
+def _exists(path: str) -> bool:
+    return bool(glob.glob(path)) if glob.has_magic(path) else Path(path).exists()
 
 
 def run_pipeline(
@@ -89,36 +119,45 @@ def run_pipeline(
     what each did.
 
     A stage that is complete for the same inputs and parameters is skipped, unless ``force``. Raises
-    :class:`PipelineConfigError` for a bad plan or a missing input before any stage runs, and whatever a
-    stage raises.
+    :class:`PipelineConfigError` for a bad plan, a refused parameter or a missing input before any stage runs,
+    and whatever a stage raises.
     """
-    names = plan_stages(config, from_stage, only)
     ctx = StageContext(lake, config, echo)
-    check_inputs(ctx, names)
+    stages = plan(ctx, plan_stages(config, from_stage, only))
     records = StageRecords.load(lake, ctx.lake_dir)
     result = PipelineResult(ctx.lake_dir)
-    for name in names:
-        stage = STAGES[name]
-        print_ = fingerprint(name, stage.params(ctx), stage.inputs(ctx))
-        if not force and records.complete(name, print_, stage.outputs(ctx)):
-            echo(f"-> {name}: complete for these inputs and parameters, skipped")
-            result.stages.append(StageOutcome(name, "skipped"))
+    for stage in stages:
+        print_ = fingerprint(stage.name, stage.runs, stage.inputs)
+        if not force and records.complete(stage.name, print_, stage.outputs):
+            echo(f"-> {stage.name}: complete for these inputs and parameters, skipped")
+            result.stages.append(StageOutcome(stage.name, "skipped"))
             continue
-        echo(f"-> {name} ({stage.command}, {stage.resources})")
+        definition = PIPELINE_STAGES[stage.name]
+        echo(f"-> {stage.name} ({definition.command}, {definition.resources})")
         started = time.perf_counter()
-        summaries = stage.run(ctx)
-        records.record(name, print_, stage.outputs(ctx))
-        result.stages.append(StageOutcome(name, "ran", time.perf_counter() - started, summaries))
+        results = []
+        for run in stage.runs:
+            results.append(run.run(lake))
+            echo(run.summarize(results[-1]))
+        records.record(stage.name, print_, stage.outputs)
+        result.stages.append(StageOutcome(stage.name, "ran", time.perf_counter() - started, results))
     return result
 
 
-def describe(lake: LakeSession | None, config: PipelineConfig) -> str:
-    """The plan as text: each configured stage, its command, resources, inputs and outputs."""
-    ctx = StageContext(lake, config, print)  # type: ignore[arg-type]
+def describe(config: PipelineConfig) -> str:
+    """The plan as text: each configured stage, its command and resources, and per run its parameters, what it
+    reads and what it writes."""
+    ctx = StageContext(None, config, print)
     lines = []
-    for name in plan_stages(config):
-        stage: Stage = STAGES[name]
-        lines.append(f"{name}  ({stage.command}, {stage.resources})")
-        lines += [f"    reads  {path}" for path in stage.inputs(ctx)]
-        lines += [f"    writes {path}" for path in stage.outputs(ctx)]
+    for stage in plan(ctx, plan_stages(config), check_inputs=False):
+        definition = PIPELINE_STAGES[stage.name]
+        lines.append(f"{stage.name}  ({definition.command}, {definition.resources})")
+        for run in stage.runs:
+            lines += [f"    {spec.name:<22} {_shown(value)}" for spec, value in run.values() if spec.in_section]
+            lines += [f"    reads  {path}" for path in run.inputs()]
+            lines += [f"    writes {path}" for path in run.outputs()]
     return "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)

@@ -23,8 +23,8 @@ import pyarrow.fs as pafs
 from pyspark.sql import functions as F
 
 from ..engine.factory import LakeSession
-from ..lake.tables import delta_version, is_local, lake_table, read_table, table_exists, write_table
-from .params import STAGES_TABLE
+from ..lake.layout import STAGES_TABLE, is_local, lake_table
+from ..lake.tables import delta_version, read_table, table_exists, write_table
 
 #: Columns of ``pipeline_stages``: one row per completed stage run.
 STAGES_SCHEMA = pa.schema(

@@ -8,11 +8,12 @@ from pathlib import Path
 from ..engine.factory import LakeSession
 from ..errors import InputError
 from ..lake.runs import RunSummary, record_run
-from ..pipeline.config import PipelineConfig, load_pipeline_config
+from ..subsets.params import load_subsets_config
 from .charts import distribution_chart, funnel_chart
 from .data import JOINED_STAGE, SAFETY_STAGE, ReportData, gather_report_data
 from .html import render_report
 from .map import MAP_PAGE, read_map_data, umap_renders, write_map_page
+from .params import PAGE, Report
 
 
 def _slug(text: str) -> str:
@@ -40,16 +41,9 @@ def draw_charts(data: ReportData, out: Path, log_scale: bool = False) -> dict[st
     return charts
 
 
-def build_report(
-    lake: LakeSession,
-    lake_dir: str | Path,
-    out: str | Path,
-    *,
-    config: PipelineConfig | None = None,
-    log_scale: bool = False,
-    samples_per_bucket: int = 3,
-) -> Path:
-    """Write ``<out>/index.html`` (self-contained) and its PNG charts, record the run; return the HTML path.
+def build_report(lake: LakeSession, stage: Report) -> Path:
+    """Write ``index.html`` (self-contained) and its PNG charts into ``stage.folder``, record the run; return the
+    HTML path (:class:`~laion_spark.report.params.Report` lists the parameters).
 
     With a ``umap`` table in the lake, the page also shows a datashader PNG per
     layout and links ``umap_map.html``, the interactive map written beside it.
@@ -57,18 +51,18 @@ def build_report(
     Every table is optional (a missing one becomes a note on the page); raises
     :class:`~laion_spark.errors.InputError` for an ``out`` that is a file.
     """
-    out = Path(out)
+    out, lake_dir = stage.folder, stage.lake
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    data = gather_report_data(lake, lake_dir, config or load_pipeline_config(), samples_per_bucket)
-    charts = draw_charts(data, out, log_scale)
+    data = gather_report_data(lake, lake_dir, stage.config or load_subsets_config(), stage.samples)
+    charts = draw_charts(data, out, stage.log_scale)
     charts.update(umap_renders(lake, lake_dir, out))
     umap = read_map_data(lake, lake_dir)
     map_page = write_map_page(umap, out / MAP_PAGE) if umap is not None else None
-    page = out / "index.html"
-    page.write_text(render_report(data, charts, funnel_stages(data), log_scale, map_page), encoding="utf-8")
-    summary = RunSummary(job="report", collection="*", target=str(page))
+    page = out / PAGE
+    page.write_text(render_report(data, charts, funnel_stages(data), stage.log_scale, map_page), encoding="utf-8")
+    summary = RunSummary(job=stage.command, collection="*", target=str(page))
     summary.metrics = {"charts": len(charts), "notes": len(data.notes)}
     record_run(lake, lake_dir, summary)
     return page

@@ -11,9 +11,10 @@ from pyspark.sql import functions as F
 
 from ..aesthetic.distribution import BUCKETS, bucket_order, read_score_distribution, score_distribution
 from ..engine.factory import LakeSession
-from ..lake.tables import lake_table, read_table, table_exists
-from ..pipeline.config import PipelineConfig
+from ..lake.layout import lake_table
+from ..lake.tables import read_table, table_exists
 from ..subsets.build import subset_counts
+from ..subsets.params import SubsetsConfig
 
 #: The stages of the subset funnel before the subsets themselves.
 JOINED_STAGE, SAFETY_STAGE = "joined", "passed safety"
@@ -40,7 +41,7 @@ class ReportData:
 
 
 def gather_report_data(
-    lake: LakeSession, lake_dir: str | Path, config: PipelineConfig, samples_per_bucket: int = 3, seed: int = 0
+    lake: LakeSession, lake_dir: str | Path, config: SubsetsConfig, samples_per_bucket: int = 3, seed: int = 0
 ) -> ReportData:
     """Read (or aggregate) everything the report needs; a missing table becomes a note, not an error."""
     data = ReportData(lake_dir=str(lake_dir))
@@ -68,7 +69,7 @@ def gather_report_data(
     return data
 
 
-def _funnel(lake: LakeSession, lake_dir: str | Path, config: PipelineConfig) -> pd.DataFrame:
+def _funnel(lake: LakeSession, lake_dir: str | Path, config: SubsetsConfig) -> pd.DataFrame:
     """Rows per ``(stage, collection)``: joined, passed safety, then each subset table in the lake."""
     counts = subset_counts(read_table(lake, lake_table(lake_dir, "joined")), config)
     frames = [

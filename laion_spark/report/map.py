@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ..engine.factory import LakeSession
-from ..lake.tables import lake_table, read_table, table_exists
+from ..lake.layout import lake_table
+from ..lake.tables import read_table, table_exists
 from ..umap.params import UMAP_TABLE, coordinate_columns
 from ..umap.render import BACKGROUND, palette
 from ..umap.sample import first_by_rank

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from .. import __version__
 from ..aesthetic.heads import Head, load_head, resolve_head
-from ..lake.collections import COLLECTIONS
+from ..lake.layout import COLLECTIONS
 from .distribution import bucket_counts, quota_counts
 from .embeddings import EmbeddedRows, synthetic_head, write_embeddings
 from .metadata import CollectionMetadata, generate_metadata, write_metadata

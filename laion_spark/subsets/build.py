@@ -35,11 +35,12 @@ from pyspark.sql import functions as F
 
 from ..engine.factory import LakeSession
 from ..errors import InputError
+from ..ingest.params import JOINED_TABLE
 from ..lake.columns import require_columns
+from ..lake.layout import is_local, lake_table, table_path
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import delta_version, is_local, lake_table, read_table, table_exists, table_path, write_table
-from ..pipeline.config import PipelineConfig, SafetyConfig, SubsetSpec, load_pipeline_config
-from .params import PUBLISHED_COLUMNS
+from ..lake.tables import delta_version, read_table, table_exists, write_table
+from .params import PUBLISHED_COLUMNS, BuildSubsets, SafetyConfig, SubsetsConfig, SubsetSpec
 
 JOB = "subsets"
 #: LAION's subset column order (``improved_aesthetics_*``), then ``collection``.
@@ -95,7 +96,7 @@ def _has_score() -> Column:
     return F.col("aesthetic").isNotNull() & ~F.isnan(F.col("aesthetic"))
 
 
-def subset_counts(joined: DataFrame, config: PipelineConfig) -> pd.DataFrame:
+def subset_counts(joined: DataFrame, config: SubsetsConfig) -> pd.DataFrame:
     """Per collection: rows in ``joined``, safety outcomes, rows without a score and rows per subset.
 
     One aggregate over ``joined``; columns ``collection, joined, passed_safety,
@@ -124,7 +125,7 @@ def subset_counts(joined: DataFrame, config: PipelineConfig) -> pd.DataFrame:
     return counts.sort_values("collection", ignore_index=True)
 
 
-def subset_frame(joined: DataFrame, spec: SubsetSpec, config: PipelineConfig) -> DataFrame:
+def subset_frame(joined: DataFrame, spec: SubsetSpec, config: SubsetsConfig) -> DataFrame:
     """The rows and columns of one subset, shuffled and partitioned as configured."""
     missing = [c for c in spec.extra_columns if c not in joined.columns]
     if missing:
@@ -162,16 +163,17 @@ def _sort_by_shuffle_key(columns: list[str]):
     return run
 
 
-def build_subsets(lake: LakeSession, lake_dir: str | Path, config: PipelineConfig | None = None) -> list[RunSummary]:
-    """Write ``<lake_dir>/subset_<name>`` for every configured subset and record one run summary each.
+def build_subsets(lake: LakeSession, stage: BuildSubsets) -> list[RunSummary]:
+    """Write ``<stage.lake>/subset_<name>`` for every subset of ``stage.config`` (default: the packaged
+    ``pipeline.yaml``'s) and record one run summary each.
 
     Every subset is planned and checked (``joined``'s columns, extra columns, an
     existing table's columns) before the first table is written, so a
     :class:`SubsetError` or :class:`~laion_spark.lake.TableError` leaves the lake as it was. Every
     subset and count is read from one snapshot of ``joined`` (its Delta version at the start).
     """
-    config = config or load_pipeline_config()
-    joined_path = lake_table(lake_dir, "joined")
+    config, lake_dir = stage.subsets, stage.lake
+    joined_path = lake_table(lake_dir, JOINED_TABLE)
     # One snapshot for every action of the run: a join-tags committing meanwhile changes no count or subset.
     version = delta_version(joined_path) if lake.table_format == "delta" else None
     joined = read_table(lake, joined_path, version=version)

@@ -29,15 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BackendUnavailableError, UmapError
-from .params import (
-    BACKENDS,
-    EPOCHS,
-    NEGATIVE_SAMPLE_RATE,
-    NN_DESCENT_CLUSTER_ROWS,
-    NN_DESCENT_CLUSTERS,
-    NN_DESCENT_MIN_ROWS,
-    SEED,
-)
+from .params import BACKENDS, NN_DESCENT_CLUSTER_ROWS, NN_DESCENT_CLUSTERS, NN_DESCENT_MIN_ROWS, Umap
 
 _log = logging.getLogger("laion_spark.umap")
 
@@ -47,9 +39,9 @@ class UmapParams:
     """One UMAP parameter set, declared once and mapped to each backend's keywords."""
 
     n_neighbors: int
-    n_epochs: int = EPOCHS
-    negative_sample_rate: int = NEGATIVE_SAMPLE_RATE
-    random_state: int | None = SEED
+    n_epochs: int = Umap.epochs
+    negative_sample_rate: int = Umap.negative_sample_rate
+    random_state: int | None = Umap.seed
     n_components: int = 2
     min_dist: float = 0.1
     metric: str = "euclidean"

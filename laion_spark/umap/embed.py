@@ -11,8 +11,9 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
+from ..clip.params import TEXT_MODES
 from .errors import UmapError
-from .params import EMBED_BATCH, MODE, MODES
+from .params import EMBED_BATCH, Umap
 from .projection import list_column
 
 
@@ -35,16 +36,16 @@ class ClipTextEmbedder:
     """CLIP text embeddings through :func:`laion_spark.clip.embed_text_frame` (pooled, as published, by default)."""
 
     spec: object
-    mode: str = MODE
+    mode: str = Umap.mode
     batch_size: int = EMBED_BATCH
 
     @classmethod
-    def of(cls, spec: object, mode: str = MODE, batch_size: int = EMBED_BATCH) -> ClipTextEmbedder:
+    def of(cls, spec: object, mode: str = Umap.mode, batch_size: int = EMBED_BATCH) -> ClipTextEmbedder:
         """Parse ``spec`` (a ``ModelSpec`` or its text) and check ``mode``; :class:`~laion_spark.errors.InputError`."""
         from ..clip import ModelSpec
 
-        if mode not in MODES:
-            raise UmapError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+        if mode not in TEXT_MODES:
+            raise UmapError(f"--mode {mode!r}: choose one of {', '.join(TEXT_MODES)}")
         return cls(spec if isinstance(spec, ModelSpec) else ModelSpec.parse(str(spec)), mode, batch_size)
 
     @property

@@ -23,7 +23,6 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, Window
@@ -32,26 +31,15 @@ from pyspark.sql import functions as F
 from ..engine.factory import LakeSession
 from ..errors import InvariantError
 from ..lake.columns import require_columns
+from ..lake.layout import is_local, lake_table
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import is_local, lake_table, read_table, write_table
+from ..lake.tables import read_table, write_table
 from ..subsets.params import PUBLISHED_KINDS
 from .backends import Backend, FittedLayout, UmapParams, select_backend
 from .embed import ClipTextEmbedder, TextEmbedder
 from .errors import UmapError
 from .fit import check_model_bytes, coordinates_frame, coordinates_table, fit_layouts, transform_frame
-from .params import (
-    DIM,
-    EPOCHS,
-    MODE,
-    NEGATIVE_SAMPLE_RATE,
-    NEIGHBORS,
-    PARTITION_ROWS,
-    SAMPLE_TABLE,
-    SEED,
-    UMAP_TABLE,
-    coordinate_columns,
-    umap_columns,
-)
+from .params import PARTITION_ROWS, SAMPLE_TABLE, UMAP_TABLE, Umap, coordinate_columns, umap_columns
 from .projection import gaussian_projection, project_frame, rows_matrix
 from .render import render_layouts
 from .sample import first_by_rank
@@ -65,37 +53,9 @@ ROW_KEY = ("hash", _OCCURRENCE)
 MANIFEST = "umap.json"
 
 
-@dataclass(frozen=True)
-class UmapPlan:
-    """What one ``umap`` run computes: the layouts' parameters, the projection and the fit set."""
-
-    neighbors: tuple[int, ...] = NEIGHBORS
-    epochs: int = EPOCHS
-    negative_sample_rate: int = NEGATIVE_SAMPLE_RATE
-    dim: int = DIM
-    seed: int = SEED
-    fit_rows: int | None = None
-
-    def check(self) -> None:
-        """Raise :class:`UmapError` naming the first option out of range."""
-        if not self.neighbors:
-            raise UmapError("--neighbors: give at least one value")
-        if len(set(self.neighbors)) != len(self.neighbors) or min(self.neighbors) < 2:
-            raise UmapError(f"--neighbors {list(self.neighbors)}: distinct integers >= 2 expected")
-        for option, value, low in (
-            ("--epochs", self.epochs, 1),
-            ("--negative-sample-rate", self.negative_sample_rate, 1),
-            ("--dim", self.dim, 2),
-        ):
-            if value < low:
-                raise UmapError(f"{option} {value}: must be at least {low}")
-        if self.fit_rows is not None and self.fit_rows <= max(self.neighbors):
-            raise UmapError(f"--fit-rows {self.fit_rows}: must exceed the largest n_neighbors ({max(self.neighbors)})")
-        gaussian_projection(1, 1, self.seed)  # the seed's range check
-
-    def params(self) -> list[UmapParams]:
-        """One parameter set per n_neighbors, in order."""
-        return [UmapParams(n, self.epochs, self.negative_sample_rate, self.seed) for n in self.neighbors]
+def layout_params(stage: Umap) -> list[UmapParams]:
+    """One UMAP parameter set per n_neighbors of ``stage``, in order."""
+    return [UmapParams(n, stage.epochs, stage.negative_sample_rate, stage.seed) for n in stage.neighbors]
 
 
 def partitions(rows: int) -> int:
@@ -146,25 +106,19 @@ def _fit_set(keyed: DataFrame, rows: int, fit_rows: int, seed: int) -> DataFrame
     return keyed if fit_rows >= rows else first_by_rank(keyed, fit_rows, seed)[0]
 
 
-def layout_sample(
-    lake: LakeSession,
-    lake_dir: str | Path,
-    embedder: TextEmbedder,
-    plan: UmapPlan,
-    backend: Backend | str,
-    renders: str | Path | None = None,
-) -> RunSummary:
-    """Steps 1-5 of the module docstring with any :class:`TextEmbedder`; see :func:`build_umap`.
+def layout_sample(lake: LakeSession, plan: Umap, embedder: TextEmbedder, backend: Backend | str) -> RunSummary:
+    """Steps 1-5 of the module docstring with any :class:`TextEmbedder` (``plan.model`` and ``plan.mode`` are the
+    embedder's business); see :func:`build_umap`.
 
     ``backend`` is a :class:`Backend` or a name for :func:`select_backend`, chosen once the input is checked.
     """
-    plan.check()
+    lake_dir = plan.lake
     source, target = lake_table(lake_dir, SAMPLE_TABLE), lake_table(lake_dir, UMAP_TABLE)
     sample = read_table(lake, source)
     require_columns(sample.schema, PUBLISHED_KINDS, source)
     columns = umap_columns(plan.neighbors)
     check_columns_unchanged(lake, target, columns)
-    folder = renders_folder(lake_dir, renders)
+    folder = renders_folder(lake_dir, plan.renders)
     width = embedder.width()
     matrix = gaussian_projection(width, plan.dim, plan.seed)
     rows, null_text, null_hash = _sample_counts(sample)
@@ -188,7 +142,7 @@ def layout_sample(
     collected = fit_part.toArrow()
     features, _ = rows_matrix(collected.column(_FEATURES), plan.dim)
     _log.info("umap: %d x %d float32 features collected (%.1f MB)", *features.shape, features.nbytes / 2**20)
-    layouts = fit_layouts(features, plan.params(), backend)
+    layouts = fit_layouts(features, layout_params(plan), backend)
     coords = coordinates_frame(lake, coordinates_table(collected.select(list(ROW_KEY)), layouts))
     parts = [keyed.join(coords, list(ROW_KEY), "inner")]
     if fit_rows < rows:
@@ -220,7 +174,7 @@ def _metrics(
     fit_rows: int,
     null_text: int,
     width: int,
-    plan: UmapPlan,
+    plan: Umap,
     backend: Backend,
     layouts: Sequence[FittedLayout],
 ) -> dict[str, int]:
@@ -245,7 +199,7 @@ def _write_manifest(
     path: Path,
     summary: RunSummary,
     embedder: TextEmbedder,
-    plan: UmapPlan,
+    plan: Umap,
     width: int,
     backend: Backend,
     layouts: Sequence[FittedLayout],
@@ -276,38 +230,19 @@ def _write_manifest(
     path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def build_umap(
-    lake: LakeSession,
-    lake_dir: str | Path,
-    spec: object,
-    *,
-    neighbors: Sequence[int] = NEIGHBORS,
-    epochs: int = EPOCHS,
-    negative_sample_rate: int = NEGATIVE_SAMPLE_RATE,
-    dim: int = DIM,
-    seed: int = SEED,
-    fit_rows: int | None = None,
-    mode: str = MODE,
-    renders: str | Path | None = None,
-    backend: str = "auto",
-) -> RunSummary:
-    """Lay ``<lake_dir>/umap_sample`` out in 2-D per n_neighbors into ``<lake_dir>/umap``; PNGs into ``renders``.
+def build_umap(lake: LakeSession, stage: Umap) -> RunSummary:
+    """Lay ``<stage.lake>/umap_sample`` out in 2-D per n_neighbors into ``<stage.lake>/umap``; PNGs into
+    ``stage.renders`` (:class:`~laion_spark.umap.params.Umap` lists the parameters).
 
-    ``spec`` is the CLIP model (a :class:`laion_spark.clip.ModelSpec` or its text,
-    e.g. ``ViT-B-32:openai``), ``mode`` ``pooled`` (as published) or
-    ``projected``. ``fit_rows`` fits on that many rows (chosen by a seeded hash)
-    and transforms the others in Spark tasks; ``None`` fits on every row.
-    ``renders`` defaults to ``umap/`` beside a local lake. ``backend`` is
-    ``auto`` (cuML where it imports, else umap-learn, with a warning), ``cuml``
-    or ``umap-learn``. Returns the recorded run summary.
+    ``model`` is the CLIP model (``ViT-B-32:openai`` ...), ``mode`` ``pooled`` (as published) or
+    ``projected``. ``fit_rows`` fits on that many rows (chosen by a seeded hash) and transforms the
+    others in Spark tasks; ``None`` fits on every row. ``renders`` defaults to ``umap/`` beside a local
+    lake. ``backend`` is ``auto`` (cuML where it imports, else umap-learn, with a warning), ``cuml`` or
+    ``umap-learn``. Returns the recorded run summary.
 
-    Raises :class:`UmapError` (or another :class:`~laion_spark.errors.InputError`:
-    a missing table or column, a bad model spec) before anything is written,
+    Raises :class:`UmapError` (or another :class:`~laion_spark.errors.InputError`: a missing table or
+    column, a bad model spec) before anything is written,
     :class:`~laion_spark.umap.BackendUnavailableError` when no backend imports and
-    :class:`~laion_spark.errors.InvariantError` when ``umap`` does not end up with
-    every sample row once.
+    :class:`~laion_spark.errors.InvariantError` when ``umap`` does not end up with every sample row once.
     """
-    plan = UmapPlan(tuple(neighbors), epochs, negative_sample_rate, dim, seed, fit_rows)
-    plan.check()
-    embedder = ClipTextEmbedder.of(spec, mode)
-    return layout_sample(lake, lake_dir, embedder, plan, backend, renders)
+    return layout_sample(lake, stage, ClipTextEmbedder.of(stage.model, stage.mode), stage.backend)

@@ -16,7 +16,6 @@ one a full sort would give.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -24,11 +23,11 @@ from pyspark.sql import functions as F
 from ..engine.factory import LakeSession
 from ..errors import InvariantError
 from ..lake.columns import require_columns
+from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import lake_table, read_table, write_table
-from ..subsets.params import PUBLISHED_KINDS
-from .errors import UmapError
-from .params import SAMPLE_TABLE
+from ..lake.tables import read_table, write_table
+from ..subsets.params import PUBLISHED_KINDS, subset_table
+from .params import SAMPLE_TABLE, SampleForUmap
 from .tables import check_columns_unchanged
 
 JOB = "sample-for-umap"
@@ -36,17 +35,6 @@ _log = logging.getLogger("laion_spark.umap")
 _RANK = "_umap_rank"
 #: Slices tried: the lowest 2^-k of the int64 key range, k = 1 .. 40.
 _SLICES = 40
-
-
-def subset_table(subset: str) -> str:
-    """``aesthetics_6plus`` or ``subset_aesthetics_6plus`` -> ``subset_aesthetics_6plus``.
-
-    Raises :class:`UmapError` for a name that is not a plain table name.
-    """
-    name = subset if subset.startswith("subset_") else f"subset_{subset}"
-    if not name[len("subset_") :] or not all(c.isalnum() or c in "_-." for c in name):
-        raise UmapError(f"--subset {subset!r}: not a subset name (letters, digits, _ - . only)")
-    return name
 
 
 def rank_key(seed: int) -> Column:
@@ -84,20 +72,20 @@ def first_by_rank(frame: DataFrame, rows: int, seed: int) -> tuple[DataFrame, in
     return keyed.orderBy(*order).limit(rows).drop(_RANK), total
 
 
-def sample_for_umap(lake: LakeSession, lake_dir: str | Path, subset: str, rows: int, seed: int) -> RunSummary:
-    """Write ``<lake_dir>/umap_sample``: ``rows`` rows of ``subset_<subset>`` chosen by a seeded hash; record the run.
+def sample_for_umap(lake: LakeSession, stage: SampleForUmap) -> RunSummary:
+    """Write ``<stage.lake>/umap_sample``: ``stage.rows`` rows of ``subset_<stage.subset>`` chosen by
+    ``xxhash64(hash, stage.seed)``; record the run.
 
     The sample keeps the subset's columns. ``rows`` is exact when the subset has
     at least that many rows, else the whole subset is taken (metric
-    ``subset_rows`` says how many it had). Raises :class:`UmapError` for a bad
-    name, ``rows`` < 1 or an existing sample with other columns, a
+    ``subset_rows`` says how many it had). Raises :class:`UmapError` for an
+    existing sample with other columns, a
     :class:`~laion_spark.lake.TableError` for a missing subset or column (the lake
     unchanged), and :class:`~laion_spark.errors.InvariantError` when the written
     table does not hold the rows chosen.
     """
-    if rows < 1:
-        raise UmapError(f"--rows {rows}: must be at least 1")
-    source = lake_table(lake_dir, subset_table(subset))
+    lake_dir, rows, seed = stage.lake, stage.rows, stage.seed
+    source = lake_table(lake_dir, subset_table(stage.subset))
     frame = read_table(lake, source)
     require_columns(frame.schema, PUBLISHED_KINDS, source)
     target = lake_table(lake_dir, SAMPLE_TABLE)

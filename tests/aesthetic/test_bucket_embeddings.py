@@ -22,11 +22,17 @@ from laion_spark.aesthetic.bucket_embeddings import (
     guide,
 )
 from laion_spark.aesthetic.heads import Head, save_linear_head
+from laion_spark.aesthetic.params import AestheticEmbeddings, ExportAestheticEmbeddings
 from laion_spark.aesthetic.shards import ShardLayoutError
 
 DIM = 768
 BIAS = 0.05
 HEAD = Head(name="unit-test-l14", model="ViT-L-14", weight=np.eye(DIM)[0] * 10.0, bias=BIAS)
+
+
+def head_file(folder: Path, head: Head) -> str:
+    """``head`` as the file a stage takes: a v1 head file named by the head's name."""
+    return str(save_linear_head(folder / f"{head.name}.pth", head.weight, head.bias))
 
 
 def known_means(seed: int = 0, noise: float = 0.3) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, int]]:
@@ -136,7 +142,8 @@ def test_rebuilding_replaces_only_that_heads_rows(sail, tmp_path):
     other = Head(name="other-l14", model="ViT-L-14", weight=HEAD.weight, bias=1.05)
     lake_dir = tmp_path / "lake"
     for head in (HEAD, other, HEAD):
-        build_aesthetic_embeddings(sail, [shards], head, lake_dir)
+        stage = AestheticEmbeddings(embeddings=[shards], head=head_file(tmp_path, head), lake=lake_dir)
+        build_aesthetic_embeddings(sail, stage)
     table = DeltaTable(str(lake_dir / "aesthetic_embeddings")).to_pandas()
     assert sorted(table.groupby("head").size().items()) == [("other-l14", 10), ("unit-test-l14", 10)]
     assert table[table["head"] == "other-l14"].set_index("bucket")["count"][0] == 0  # every score shifted up by 1
@@ -153,8 +160,9 @@ def test_shard_width_not_matching_the_head_is_refused_naming_the_file(sail, tmp_
 def test_exported_rating_files_load_like_laions(sail, tmp_path, reference):
     data, means, _ = known_means(seed=3)
     shards = write_shards(tmp_path / "emb", [data])
-    build_aesthetic_embeddings(sail, [shards], HEAD, tmp_path / "lake")
-    written = export_aesthetic_embeddings(sail, tmp_path / "lake", tmp_path / "out")
+    stage = AestheticEmbeddings(embeddings=[shards], head=head_file(tmp_path, HEAD), lake=tmp_path / "lake")
+    build_aesthetic_embeddings(sail, stage)
+    written = export_aesthetic_embeddings(sail, ExportAestheticEmbeddings(lake=tmp_path / "lake", out=tmp_path / "out"))
     assert sorted(written) == list(range(10))
     for b in range(10):
         ours, theirs = written[b], reference / "vit_l_14_embeddings" / f"rating{b}.npy"
@@ -171,12 +179,15 @@ def test_export_needs_a_head_when_the_table_holds_several(sail, tmp_path):
     data, _, _ = known_means(seed=4)
     shards = write_shards(tmp_path / "emb", [data])
     for head in (HEAD, Head(name="second", model="ViT-L-14", weight=HEAD.weight, bias=0.0)):
-        build_aesthetic_embeddings(sail, [shards], head, tmp_path / "lake")
+        stage = AestheticEmbeddings(embeddings=[shards], head=head_file(tmp_path, head), lake=tmp_path / "lake")
+        build_aesthetic_embeddings(sail, stage)
     with pytest.raises(ValueError, match="choose one with --head"):
-        export_aesthetic_embeddings(sail, tmp_path / "lake", tmp_path / "out")
-    assert sorted(export_aesthetic_embeddings(sail, tmp_path / "lake", tmp_path / "out", head="second")) == list(
-        range(10)
-    )
+        export_aesthetic_embeddings(sail, ExportAestheticEmbeddings(lake=tmp_path / "lake", out=tmp_path / "out"))
+    assert sorted(
+        export_aesthetic_embeddings(
+            sail, ExportAestheticEmbeddings(lake=tmp_path / "lake", out=tmp_path / "out", head="second")
+        )
+    ) == list(range(10))
 
 
 def test_guide_is_the_normalised_sum_of_query_and_weighted_aesthetic(reference):

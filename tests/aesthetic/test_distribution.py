@@ -17,6 +17,7 @@ from laion_spark.aesthetic.distribution import (
     laion_form,
     read_score_distribution,
 )
+from laion_spark.aesthetic.params import ScoreDistribution
 from laion_spark.lake.tables import write_table
 from laion_spark.sample.distribution import PUBLISHED_2B_EN
 
@@ -83,7 +84,7 @@ def lake_dir(sail, tmp_path_factory):
 
 
 def test_counts_sum_to_the_scored_rows_of_each_collection_and_head(sail, lake_dir):
-    table = build_score_distribution(sail, lake_dir)
+    table = build_score_distribution(sail, ScoreDistribution(lake=lake_dir))
     sums = table.groupby(["collection", "head"])["count"].sum().to_dict()
     assert sums == {
         ("laion2B-en", "laion-v1-l14"): 5002,
@@ -93,7 +94,7 @@ def test_counts_sum_to_the_scored_rows_of_each_collection_and_head(sail, lake_di
 
 
 def test_unit_buckets_match_numpy_floor(sail, lake_dir):
-    table = build_score_distribution(sail, lake_dir)
+    table = build_score_distribution(sail, ScoreDistribution(lake=lake_dir))
     rng = np.random.default_rng(1)
     en = rng.normal(4.8, 1.4, 5000).astype(np.float32)
     got = table[(table["collection"] == "laion2B-en")].set_index("bucket")["count"]
@@ -105,7 +106,7 @@ def test_unit_buckets_match_numpy_floor(sail, lake_dir):
 
 def test_edge_scores_fall_in_the_documented_buckets(sail, tmp_path):
     write_tags(sail, tmp_path, [tags_table(list(EDGES), "laion1B-nolang", "h")])
-    table = build_score_distribution(sail, tmp_path).set_index("bucket")["count"]
+    table = build_score_distribution(sail, ScoreDistribution(lake=tmp_path)).set_index("bucket")["count"]
     expected = {b: 0 for b in BUCKETS}
     for bucket in EDGES.values():
         expected[bucket] += 1
@@ -113,7 +114,7 @@ def test_edge_scores_fall_in_the_documented_buckets(sail, tmp_path):
 
 
 def test_stored_table_lists_every_bucket_in_order(sail, lake_dir):
-    build_score_distribution(sail, lake_dir)
+    build_score_distribution(sail, ScoreDistribution(lake=lake_dir))
     stored = DeltaTable(str(lake_dir / "score_distribution")).to_pandas()
     assert set(stored.columns) == {"collection", "head", "bucket", "bucket_order", "count"}
     for _, group in stored.groupby(["collection", "head"]):
@@ -150,7 +151,7 @@ def test_small_counts_switch_to_thousands_or_exact_counts():
 
 
 def test_formatted_stats_show_laion_form_and_exact_counts(sail, lake_dir):
-    text = format_distribution(build_score_distribution(sail, lake_dir))
+    text = format_distribution(build_score_distribution(sail, ScoreDistribution(lake=lake_dir)))
     assert "laion2B-en  head laion-v1-l14  rows 5,002" in text
     assert "{'0-1': " in text and "missing" in text
     assert text.count("rows ") == 3

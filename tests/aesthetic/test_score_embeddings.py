@@ -25,6 +25,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from laion_spark.aesthetic.heads import save_linear_head
+from laion_spark.aesthetic.params import ScoreEmbeddings
 from laion_spark.aesthetic.scoring import (
     REASON_ALL_ZERO,
     REASON_NON_FINITE,
@@ -98,7 +99,7 @@ def test_scores_equal_plain_torch_within_1e_3(sail: LakeSession, tmp_path: Path,
     model, state = _torch_head(kind)
     torch.save(state, tmp_path / f"{kind}.pth")
     shards = make_shards(tmp_path / COLLECTION, [700, 500])
-    score_embeddings(sail, shards, tmp_path / f"{kind}.pth", tmp_path / "lake")
+    score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=tmp_path / f"{kind}.pth", lake=tmp_path / "lake"))
     tags = read_delta(tmp_path / "lake" / TAGS_TABLE).set_index("hash")["aesthetic"]
 
     for index in (0, 1):
@@ -112,7 +113,7 @@ def test_scores_equal_plain_torch_within_1e_3(sail: LakeSession, tmp_path: Path,
 
 def test_table_rows_carry_collection_shard_and_head(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
     shards = make_shards(tmp_path / COLLECTION, [300, 200])
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    summary = score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
     tags = read_delta(tmp_path / "lake" / TAGS_TABLE)
     assert summary.collection == COLLECTION
     assert set(tags.columns) == {"hash", "aesthetic", "collection", "shard", "head"}
@@ -124,7 +125,7 @@ def test_table_rows_carry_collection_shard_and_head(sail: LakeSession, tmp_path:
 
 def test_nan_and_zero_rows_are_quarantined_and_rows_add_up(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
     shards = make_shards(tmp_path / COLLECTION, [400, 300], nan_rows={0: [3, 399]}, zero_rows={1: [0, 150]})
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    summary = score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
     tags = read_delta(tmp_path / "lake" / TAGS_TABLE)
     rejected = read_delta(tmp_path / "lake" / REJECTED_TABLE)
 
@@ -154,7 +155,7 @@ def test_row_count_mismatch_refuses_the_run_before_anything_is_written(
 ) -> None:
     shards = shards_with_a_short_metadata_file(tmp_path / COLLECTION)
     with pytest.raises(ShardLayoutError, match=r"1 of 3 shard\(s\) refused, first shard 1 .* has 199"):
-        score_embeddings(sail, shards, head_file, tmp_path / "lake")
+        score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
     assert not (tmp_path / "lake").exists()
 
 
@@ -162,7 +163,9 @@ def test_row_count_mismatch_with_skip_refused_scores_the_others(
     sail: LakeSession, tmp_path: Path, head_file: Path
 ) -> None:
     shards = shards_with_a_short_metadata_file(tmp_path / COLLECTION)
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
+    summary = score_embeddings(
+        sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake", skip_refused=True)
+    )
 
     assert [(r.index, r.reason) for r in summary.refused] == [
         (1, "img_emb_0001.npy has 200 rows but metadata_0001.parquet has 199")
@@ -173,7 +176,9 @@ def test_row_count_mismatch_with_skip_refused_scores_the_others(
 
 def test_wrong_embedding_width_refuses_the_shard(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
     shards = make_shards(tmp_path / COLLECTION, [100], dim=512)
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
+    summary = score_embeddings(
+        sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake", skip_refused=True)
+    )
     assert [r.reason for r in summary.refused] == ["embedding width 512 does not match the head's 768"]
     assert summary.metrics["rows_scored"] == 0
 
@@ -182,15 +187,19 @@ def test_metadata_without_caption_refuses_the_shard(sail: LakeSession, tmp_path:
     shards = make_shards(tmp_path / COLLECTION, [100])
     path = shards / "metadata" / "metadata_0000.parquet"
     pq.write_table(pq.read_table(path).drop_columns(["caption"]), path)
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
+    summary = score_embeddings(
+        sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake", skip_refused=True)
+    )
     assert [r.reason for r in summary.refused] == ["metadata_0000.parquet lacks column(s) caption"]
 
 
 def test_rerun_skips_shards_already_scored(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
     shards = make_shards(tmp_path / COLLECTION, [150, 150, 150])
-    score_embeddings(sail, shards, head_file, tmp_path / "lake", shards_per_commit=2)
+    score_embeddings(
+        sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake", shards_per_commit=2)
+    )
     version = deltalake.DeltaTable(str(tmp_path / "lake" / TAGS_TABLE)).version()
-    again = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    again = score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
 
     assert (again.metrics["shards_skipped"], again.metrics["shards_scored"]) == (3, 0)
     assert deltalake.DeltaTable(str(tmp_path / "lake" / TAGS_TABLE)).version() == version
@@ -199,7 +208,9 @@ def test_rerun_skips_shards_already_scored(sail: LakeSession, tmp_path: Path, he
 
 def test_commits_once_per_group_of_shards(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
     shards = make_shards(tmp_path / COLLECTION, [50] * 5)
-    score_embeddings(sail, shards, head_file, tmp_path / "lake", shards_per_commit=2)
+    score_embeddings(
+        sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake", shards_per_commit=2)
+    )
     history = deltalake.DeltaTable(str(tmp_path / "lake" / TAGS_TABLE)).history()
     assert len(history) == 1 + 3  # the empty table's creation, then one commit per group
 
@@ -208,11 +219,11 @@ def test_missing_rejected_rows_are_restored_without_rescoring(
     sail: LakeSession, tmp_path: Path, head_file: Path
 ) -> None:
     shards = make_shards(tmp_path / COLLECTION, [200, 200], zero_rows={1: [7]})
-    score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
     # as after a crash between the scores' commit and the rejected rows' commit
     shutil.rmtree(tmp_path / "lake" / REJECTED_TABLE)
     version = deltalake.DeltaTable(str(tmp_path / "lake" / TAGS_TABLE)).version()
-    again = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    again = score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
 
     assert deltalake.DeltaTable(str(tmp_path / "lake" / TAGS_TABLE)).version() == version
     assert read_delta(tmp_path / "lake" / REJECTED_TABLE)[["shard", "row"]].values.tolist() == [[1, 7]]
@@ -221,13 +232,15 @@ def test_missing_rejected_rows_are_restored_without_rescoring(
 
 def test_shard_changed_since_scored_is_refused_not_mixed(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
     shards = make_shards(tmp_path / COLLECTION, [120, 120])
-    score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
     make_shards(tmp_path / "bigger", [120, 130])
     for sub, name in (("img_emb", "img_emb_0001.npy"), ("metadata", "metadata_0001.parquet")):
         (tmp_path / "bigger" / sub / name).replace(shards / sub / name)
     with pytest.raises(ShardLayoutError, match="rerun with --overwrite"):
-        score_embeddings(sail, shards, head_file, tmp_path / "lake")
-    again = score_embeddings(sail, shards, head_file, tmp_path / "lake", skip_refused=True)
+        score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
+    again = score_embeddings(
+        sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake", skip_refused=True)
+    )
 
     assert [r.index for r in again.refused] == [1]
     assert "rerun with --overwrite" in again.refused[0].reason
@@ -238,15 +251,15 @@ def test_overwrite_replaces_only_this_head_and_collection(sail: LakeSession, tmp
     lake = tmp_path / "lake"
     en = make_shards(tmp_path / COLLECTION, [100, 100], nan_rows={0: [1]})
     nolang = make_shards(tmp_path / "laion1B-nolang", [80], seed=1)
-    score_embeddings(sail, en, head_file, lake)
-    score_embeddings(sail, nolang, head_file, lake)
+    score_embeddings(sail, ScoreEmbeddings(embeddings=en, head=head_file, lake=lake))
+    score_embeddings(sail, ScoreEmbeddings(embeddings=nolang, head=head_file, lake=lake))
     make_shards(tmp_path / "fresh", [60], seed=2)
     for sub in ("img_emb", "metadata"):
         for path in (en / sub).iterdir():
             path.unlink()
         for path in (tmp_path / "fresh" / sub).iterdir():
             path.replace(en / sub / path.name)
-    summary = score_embeddings(sail, en, head_file, lake, overwrite=True)
+    summary = score_embeddings(sail, ScoreEmbeddings(embeddings=en, head=head_file, lake=lake, overwrite=True))
 
     tags = read_delta(lake / TAGS_TABLE)
     assert tags.groupby(["collection", "shard"]).size().to_dict() == {(COLLECTION, 0): 60, ("laion1B-nolang", 0): 80}
@@ -256,7 +269,7 @@ def test_overwrite_replaces_only_this_head_and_collection(sail: LakeSession, tmp
 
 def test_run_summary_is_recorded_in_runs_table(sail: LakeSession, tmp_path: Path, head_file: Path) -> None:
     shards = make_shards(tmp_path / COLLECTION, [90], zero_rows={0: [0]})
-    summary = score_embeddings(sail, shards, head_file, tmp_path / "lake")
+    summary = score_embeddings(sail, ScoreEmbeddings(embeddings=shards, head=head_file, lake=tmp_path / "lake"))
     runs = read_delta(tmp_path / "lake" / "runs")
     recorded = runs[runs["run_id"] == summary.run_id].set_index("metric")["value"].to_dict()
     assert recorded == summary.metrics

@@ -29,11 +29,14 @@ from typer.testing import CliRunner
 
 from laion_spark.aesthetic import score_embeddings
 from laion_spark.aesthetic.distribution import build_score_distribution
+from laion_spark.aesthetic.params import ScoreDistribution, ScoreEmbeddings
 from laion_spark.cli import app
 from laion_spark.ingest import join_tags
-from laion_spark.lake.collections import COLLECTIONS
+from laion_spark.ingest.params import JoinTags
+from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.sample import generate_sample
 from laion_spark.subsets import build_subsets
+from laion_spark.subsets.params import BuildSubsets
 
 COLLECTION = COLLECTIONS[0]
 
@@ -57,18 +60,20 @@ def world(sail, tmp_path_factory) -> World:
     generate_sample(sample, 200, seed=3, shards=2)
     head = sample / json.loads((sample / "sample.json").read_text())["head"]["path"]
     tags = sample / "tags" / COLLECTION
-    score_embeddings(sail, sample / "embeddings" / COLLECTION, head, lake)
+    score_embeddings(sail, ScoreEmbeddings(embeddings=sample / "embeddings" / COLLECTION, head=head, lake=lake))
     join_tags(
         sail,
-        sample / "metadata" / COLLECTION,
-        COLLECTION,
-        lake,
-        aesthetic_tags=lake / "aesthetic_tags",
-        watermark_tags=tags / "watermark",
-        safety_tags=tags / "safety",
+        JoinTags(
+            metadata=sample / "metadata" / COLLECTION,
+            collection=COLLECTION,
+            lake=lake,
+            aesthetic_tags=lake / "aesthetic_tags",
+            watermark_tags=tags / "watermark",
+            safety_tags=tags / "safety",
+        ),
     )
-    build_subsets(sail, lake)
-    build_score_distribution(sail, lake)
+    build_subsets(sail, BuildSubsets(lake=lake))
+    build_score_distribution(sail, ScoreDistribution(lake=lake))
     _bad_files(root, sample)
     return World(root, lake, sample)
 
@@ -343,7 +348,7 @@ CASES = [
             "--out",
             "{root}/a.kv",
         ),
-        "on_duplicate must be one of first, max, error",
+        "--on-duplicate: expected one of first, max, error, got 'newest'",
     ),
     Case(
         "kv-get-truncated-kv",

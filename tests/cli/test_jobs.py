@@ -11,7 +11,7 @@ from conftest import REPO
 from typer.main import get_command
 
 from laion_spark.cli import app
-from laion_spark.pipeline import STAGES
+from laion_spark.pipeline import PIPELINE_STAGES
 
 
 def entries() -> dict[str, str]:
@@ -28,8 +28,8 @@ def test_every_stage_and_the_pipeline_have_an_entry_that_runs_a_cli_command() ->
     jobs = entries()
     commands = set(get_command(app).commands)
     assert set(jobs.values()) <= commands
-    for stage in STAGES.values():
-        assert jobs.get(stage.command.replace("-", "_") + ".py") == stage.command, stage.name
+    for stage in PIPELINE_STAGES.values():
+        assert jobs.get(stage.command.replace("-", "_") + ".py") == stage.command, stage.command
     assert jobs["pipeline.py"] == "pipeline"
 
 

@@ -19,12 +19,13 @@ from lake_checks import assert_same_tables
 from typer.testing import CliRunner
 
 from laion_spark.aesthetic.heads import load_head
+from laion_spark.aesthetic.params import ScoreEmbeddings
 from laion_spark.aesthetic.scoring import TAGS_TABLE, score_embeddings
 from laion_spark.cli import app
 from laion_spark.clip import job as clip_job
 from laion_spark.clip import load_model, score_images
 from laion_spark.clip.model import ModelSpec
-from laion_spark.clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE
+from laion_spark.clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE, ScoreImages
 from laion_spark.engine.factory import LakeSession
 from laion_spark.errors import InputError, InvariantError
 
@@ -46,7 +47,15 @@ def scored(sail: LakeSession, tars: tuple[Path, dict], head: Path, tmp_path_fact
     """One run over both tars, with the embeddings written."""
     out = tmp_path_factory.mktemp("run")
     summary = score_images(
-        sail, tars[0] / "*.tar", TINY, head, out / "lake", write_embeddings=out / "emb", batch_size=8
+        sail,
+        ScoreImages(
+            shards=tars[0] / "*.tar",
+            model=TINY,
+            head=head,
+            lake=out / "lake",
+            write_embeddings=out / "emb",
+            batch_size=8,
+        ),
     )
     return out, summary
 
@@ -102,7 +111,7 @@ def test_photos_png_and_webp_members_are_embedded(scored, tars) -> None:
 
 def test_score_embeddings_reads_the_written_shards_back(sail: LakeSession, scored, head) -> None:
     out, _ = scored
-    score_embeddings(sail, out / "emb", head, out / "reread")
+    score_embeddings(sail, ScoreEmbeddings(embeddings=out / "emb", head=head, lake=out / "reread"))
     again = read(out / "reread" / TAGS_TABLE).set_index("hash")["aesthetic"]
     from_images = read(out / "lake" / IMAGE_TAGS_TABLE).set_index("hash")["aesthetic"]
     assert len(again) == len(from_images) == 59
@@ -112,7 +121,10 @@ def test_score_embeddings_reads_the_written_shards_back(sail: LakeSession, score
 def test_a_rerun_skips_finished_tars_and_commits_nothing(sail: LakeSession, scored, tars, head) -> None:
     out, _ = scored
     versions = {t: deltalake.DeltaTable(str(out / "lake" / t)).version() for t in (IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE)}
-    again = score_images(sail, tars[0] / "*.tar", TINY, head, out / "lake", write_embeddings=out / "emb")
+    again = score_images(
+        sail,
+        ScoreImages(shards=tars[0] / "*.tar", model=TINY, head=head, lake=out / "lake", write_embeddings=out / "emb"),
+    )
     assert (again.metrics["tars_skipped"], again.metrics["tars_scored"], again.metrics["rows_skipped"]) == (2, 0, 64)
     assert {t: deltalake.DeltaTable(str(out / "lake" / t)).version() for t in versions} == versions
 
@@ -129,10 +141,15 @@ def test_a_crash_between_commits_resumes_from_the_staged_rows_without_duplicates
 
     monkeypatch.setattr(clip_job, "write_table", crash_on_errors)
     with pytest.raises(KeyboardInterrupt):
-        score_images(sail, tars[0] / "*.tar", TINY, head, tmp_path / "lake", tars_per_commit=2)
+        score_images(
+            sail,
+            ScoreImages(shards=tars[0] / "*.tar", model=TINY, head=head, lake=tmp_path / "lake", tars_per_commit=2),
+        )
     assert len(read(tmp_path / "lake" / IMAGE_TAGS_TABLE)) == 59
     monkeypatch.setattr(clip_job, "write_table", real)
-    resumed = score_images(sail, tars[0] / "*.tar", TINY, head, tmp_path / "lake", tars_per_commit=2)
+    resumed = score_images(
+        sail, ScoreImages(shards=tars[0] / "*.tar", model=TINY, head=head, lake=tmp_path / "lake", tars_per_commit=2)
+    )
 
     assert resumed.metrics["infer_ms"] == 0, "staged tars are committed, not embedded again"
     assert (resumed.metrics["rows_embedded"], resumed.metrics["rows_failed"]) == (59, 5)
@@ -146,12 +163,12 @@ def test_lake_rows_that_disagree_with_the_record_refuse_the_run_before_writing(
 ) -> None:
     out, _ = scored
     lake = out / "refuse"
-    score_images(sail, tars[0] / "00000.tar", TINY, head, lake)
+    score_images(sail, ScoreImages(shards=tars[0] / "00000.tar", model=TINY, head=head, lake=lake))
     tags = deltalake.DeltaTable(str(lake / IMAGE_TAGS_TABLE))
     tags.delete("key = '000000000'")
     versions = {t: deltalake.DeltaTable(str(lake / t)).version() for t in (IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE)}
     with pytest.raises(clip_job.ShardsError, match=r"1 tar\(s\) refused, first .*00000.tar \(shard 0\)"):
-        score_images(sail, tars[0] / "*.tar", TINY, head, lake)
+        score_images(sail, ScoreImages(shards=tars[0] / "*.tar", model=TINY, head=head, lake=lake))
     assert {t: deltalake.DeltaTable(str(lake / t)).version() for t in versions} == versions
 
 
@@ -161,7 +178,7 @@ def test_rows_not_in_the_lake_exactly_once_are_an_invariant_error(
     real = clip_job._commit_group
     monkeypatch.setattr(clip_job, "_commit_group", lambda *a, **k: (real(*a, **k), real(*a, **k)))
     with pytest.raises(InvariantError, match="not in the lake exactly once") as caught:
-        score_images(sail, tars[0] / "00001.tar", TINY, head, tmp_path / "lake")
+        score_images(sail, ScoreImages(shards=tars[0] / "00001.tar", model=TINY, head=head, lake=tmp_path / "lake"))
     assert caught.value.summary.metrics["rows_in"] == 32
     runs = read(tmp_path / "lake" / "runs")
     assert caught.value.summary.run_id in set(runs["run_id"])
@@ -174,7 +191,7 @@ def test_rows_not_in_the_lake_exactly_once_are_an_invariant_error(
         ({"shards": "FOLDER"}, "is a folder; give a glob"),
         ({"spec": "ViT-B-32:random"}, "takes 768-wide embeddings but model ViT-B-32:random gives 512"),
         ({"spec": "nope"}, "unknown open_clip architecture"),
-        ({"batch_size": 0}, "--batch-size"),
+        ({"batch_size": 0}, "batch_size: expected an integer >= 1, got 0"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(
@@ -184,7 +201,16 @@ def test_bad_input_is_refused_before_anything_is_written(
     if args["shards"] == "FOLDER":
         args["shards"] = str(tars[0])
     with pytest.raises(InputError, match=re.escape(message)):
-        score_images(sail, args["shards"], args["spec"], head, tmp_path / "lake", batch_size=args["batch_size"])
+        score_images(
+            sail,
+            ScoreImages(
+                shards=args["shards"],
+                model=args["spec"],
+                head=head,
+                lake=tmp_path / "lake",
+                batch_size=args["batch_size"],
+            ),
+        )
     assert not (tmp_path / "lake").exists()
 
 

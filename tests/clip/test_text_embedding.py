@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from laion_spark.cli import app
 from laion_spark.clip import embed_text, embed_text_frame, encode_captions, load_model, model_loads
 from laion_spark.clip.model import ModelSpec, _build
+from laion_spark.clip.params import EmbedText
 from laion_spark.clip.text import _embed_windows
 from laion_spark.engine.factory import LakeSession
 from laion_spark.errors import InputError
@@ -125,7 +126,12 @@ def test_embed_text_writes_the_table_counts_null_captions_and_records_the_run(
 ) -> None:
     df, text = _captions_frame(sail, 40, 2)
     write_table(sail, df, tmp_path / "lake" / "umap_sample", mode="overwrite")
-    summary = embed_text(sail, tmp_path / "lake" / "umap_sample", "TEXT", TINY, tmp_path / "lake" / "text_emb")
+    summary = embed_text(
+        sail,
+        EmbedText(
+            table=tmp_path / "lake" / "umap_sample", column="TEXT", model=TINY, out=tmp_path / "lake" / "text_emb"
+        ),
+    )
     out = deltalake.DeltaTable(str(tmp_path / "lake" / "text_emb")).to_pandas().sort_values("id")
     nulls = sum(t is None for t in text)
     assert summary.metrics == {"rows_in": 40, "rows_embedded": 40 - nulls, "rows_null_caption": nulls}
@@ -136,11 +142,11 @@ def test_embed_text_writes_the_table_counts_null_captions_and_records_the_run(
 
 def test_embed_text_refuses_a_missing_table_and_its_own_input_as_output(sail: LakeSession, tmp_path: Path) -> None:
     with pytest.raises(TableNotFoundError):
-        embed_text(sail, tmp_path / "none", "TEXT", TINY, tmp_path / "out")
+        embed_text(sail, EmbedText(table=tmp_path / "none", column="TEXT", model=TINY, out=tmp_path / "out"))
     df, _ = _captions_frame(sail, 5, 1)
     write_table(sail, df, tmp_path / "t", mode="overwrite")
     with pytest.raises(InputError, match="is the input table"):
-        embed_text(sail, tmp_path / "t", "TEXT", TINY, tmp_path / "t")
+        embed_text(sail, EmbedText(table=tmp_path / "t", column="TEXT", model=TINY, out=tmp_path / "t"))
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
 
 
@@ -148,7 +154,7 @@ def test_cli_embed_text_projected_and_its_bad_model_exit(cli_on_sail: None, sail
     df, _ = _captions_frame(sail, 12, 1)
     write_table(sail, df, tmp_path / "t", mode="overwrite")
     args = ["embed-text", "--table", str(tmp_path / "t"), "--column", "TEXT", "--out", str(tmp_path / "o")]
-    result = CliRunner().invoke(app, [*args, "--model", TINY, "--projected"])
+    result = CliRunner().invoke(app, [*args, "--model", TINY, "--mode", "projected"])
     assert result.exit_code == 0, result.output
     assert re.search(r"rows_embedded\s+11\n", result.stdout)
     out = deltalake.DeltaTable(str(tmp_path / "o")).to_pandas()

@@ -19,7 +19,9 @@ from conftest import REPO
 from lake_checks import assert_same_tables
 
 from laion_spark.ingest import JoinInputError, join_tags, plan_join
-from laion_spark.lake.collections import COLLECTIONS, JOINED_SCHEMA, raw_schema
+from laion_spark.ingest.params import JoinTags
+from laion_spark.lake.collections import JOINED_SCHEMA, raw_schema
+from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.lake.tables import write_table
 
 CAPTIONS = ["a red car", "Crème brûlée", "日本語のキャプション", "русский текст", "party 🎉🥳", ""]
@@ -100,7 +102,9 @@ def test_every_metadata_row_is_kept_in_joined_per_collection(sail, tmp_path, col
     hashes = row_hashes(table)
     tags = write_tags(tmp_path / "aesthetic.parquet", hashes[::2], "aesthetic", [5.0] * len(hashes[::2]))
 
-    summary = join_tags(sail, metadata, collection, tmp_path / "lake", aesthetic_tags=tags)
+    summary = join_tags(
+        sail, JoinTags(metadata=metadata, collection=collection, lake=tmp_path / "lake", aesthetic_tags=tags)
+    )
 
     rows = joined_rows(tmp_path / "lake", collection)
     assert len(rows) == table.num_rows == summary.metrics["rows_in"] == summary.metrics["rows_out"]
@@ -112,7 +116,10 @@ def test_every_metadata_row_is_kept_in_joined_per_collection(sail, tmp_path, col
 def test_language_is_kept_for_multi_and_null_elsewhere(sail, tmp_path):
     for collection in ("laion2B-multi", "laion1B-nolang"):
         table = raw_table(collection)
-        join_tags(sail, write_parts(tmp_path / collection, table), collection, tmp_path / "lake")
+        join_tags(
+            sail,
+            JoinTags(metadata=write_parts(tmp_path / collection, table), collection=collection, lake=tmp_path / "lake"),
+        )
     multi = joined_rows(tmp_path / "lake", "laion2B-multi")
     assert sorted(r["LANGUAGE"] for r in multi) == sorted(raw_table("laion2B-multi")["LANGUAGE"].to_pylist())
     assert {r["LANGUAGE"] for r in joined_rows(tmp_path / "lake", "laion1B-nolang")} == {None}
@@ -120,7 +127,7 @@ def test_language_is_kept_for_multi_and_null_elsewhere(sail, tmp_path):
 
 def test_joined_table_has_the_joined_schema_columns_and_types(sail, tmp_path, en):
     metadata, _ = en
-    join_tags(sail, metadata, "laion2B-en", tmp_path / "lake")
+    join_tags(sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake"))
     schema = deltalake.DeltaTable(str(tmp_path / "lake" / "joined")).to_pyarrow_table().schema
     assert schema.names == JOINED_SCHEMA.names
     strings = (pa.string(), pa.large_string(), pa.string_view())
@@ -131,7 +138,7 @@ def test_joined_table_has_the_joined_schema_columns_and_types(sail, tmp_path, en
 
 def test_hash_is_laions_mmh3_of_url_and_text_for_every_row(sail, tmp_path, en):
     metadata, table = en
-    join_tags(sail, metadata, "laion2B-en", tmp_path / "lake")
+    join_tags(sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake"))
     rows = joined_rows(tmp_path / "lake", "laion2B-en")
     assert all(r["hash"] == laion(r["URL"], r["TEXT"]) for r in rows)
     assert sorted(r["hash"] for r in rows) == sorted(row_hashes(table))
@@ -139,7 +146,7 @@ def test_hash_is_laions_mmh3_of_url_and_text_for_every_row(sail, tmp_path, en):
 
 def test_raw_width_and_height_are_swapped_back(sail, tmp_path, en):
     metadata, table = en
-    join_tags(sail, metadata, "laion2B-en", tmp_path / "lake")
+    join_tags(sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake"))
     true_dims = {(w, h) for w, h in zip(table["HEIGHT"].to_pylist(), table["WIDTH"].to_pylist(), strict=True)}
     rows = joined_rows(tmp_path / "lake", "laion2B-en")
     assert {(r["WIDTH"], r["HEIGHT"]) for r in rows} == true_dims
@@ -148,7 +155,9 @@ def test_raw_width_and_height_are_swapped_back(sail, tmp_path, en):
 
 def test_swap_no_keeps_the_raw_width_and_height(sail, tmp_path, en):
     metadata, _ = en
-    join_tags(sail, metadata, "laion2B-en", tmp_path / "lake", swap_width_height="no")
+    join_tags(
+        sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", swap_width_height="no")
+    )
     assert all(r["HEIGHT"] == r["WIDTH"] + 50 for r in joined_rows(tmp_path / "lake", "laion2B-en"))
 
 
@@ -166,12 +175,14 @@ def test_tags_are_left_joined_on_hash_and_prediction_becomes_punsafe(sail, tmp_p
 
     summary = join_tags(
         sail,
-        metadata,
-        "laion2B-en",
-        tmp_path / "lake",
-        aesthetic_tags=tags / "a.parquet",
-        watermark_tags=tags / "w.parquet",
-        safety_tags=tags / "s.parquet",
+        JoinTags(
+            metadata=metadata,
+            collection="laion2B-en",
+            lake=tmp_path / "lake",
+            aesthetic_tags=tags / "a.parquet",
+            watermark_tags=tags / "w.parquet",
+            safety_tags=tags / "s.parquet",
+        ),
     )
 
     rows = joined_rows(tmp_path / "lake", "laion2B-en")
@@ -193,8 +204,12 @@ def test_conflicting_duplicate_tags_keep_the_max_whatever_the_input_order(sail, 
     write_tags(backward / "0.parquet", [h for h, _ in pairs[::-1][:7]], "aesthetic", [v for _, v in pairs[::-1][:7]])
     write_tags(backward / "1.parquet", [h for h, _ in pairs[::-1][7:]], "aesthetic", [v for _, v in pairs[::-1][7:]])
 
-    first = join_tags(sail, metadata, "laion2B-en", tmp_path / "lake1", aesthetic_tags=forward)
-    second = join_tags(sail, metadata, "laion2B-en", tmp_path / "lake2", aesthetic_tags=backward)
+    first = join_tags(
+        sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake1", aesthetic_tags=forward)
+    )
+    second = join_tags(
+        sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake2", aesthetic_tags=backward)
+    )
 
     rows = joined_rows(tmp_path / "lake1", "laion2B-en")
     assert rows == joined_rows(tmp_path / "lake2", "laion2B-en")
@@ -208,7 +223,9 @@ def test_tag_rows_read_equal_kept_plus_duplicates_plus_null_hash_rows(sail, tmp_
     rows = [*hashes, hashes[0], hashes[1], hashes[1], None, None]
     tags = write_tags(tmp_path / "w.parquet", rows, "pwatermark", [0.5] * len(rows))
 
-    summary = join_tags(sail, metadata, "laion2B-en", tmp_path / "lake", watermark_tags=tags)
+    summary = join_tags(
+        sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", watermark_tags=tags)
+    )
 
     m = summary.metrics
     assert m["watermark_tag_rows"] == len(rows)
@@ -222,10 +239,10 @@ def test_rerunning_a_collection_replaces_only_its_partition(sail, tmp_path, en):
     multi = raw_table("laion2B-multi")
     multi_dir = write_parts(tmp_path / "metadata" / "laion2B-multi", multi)
     lake = tmp_path / "lake"
-    join_tags(sail, metadata, "laion2B-en", lake)
+    join_tags(sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=lake))
     first = joined_rows(lake, "laion2B-en")
-    join_tags(sail, multi_dir, "laion2B-multi", lake)
-    join_tags(sail, metadata, "laion2B-en", lake)
+    join_tags(sail, JoinTags(metadata=multi_dir, collection="laion2B-multi", lake=lake))
+    join_tags(sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=lake))
 
     assert joined_rows(lake, "laion2B-en") == first
     assert len(first) == table.num_rows
@@ -254,7 +271,7 @@ def joined_variant(tmp_path: Path) -> tuple[Path, pa.Table]:
 
 def test_joined_input_keeps_its_hash_dimensions_and_tags(sail, tmp_path):
     metadata, table = joined_variant(tmp_path)
-    join_tags(sail, metadata, "laion2B-en", tmp_path / "lake")
+    join_tags(sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake"))
     rows = joined_rows(tmp_path / "lake", "laion2B-en")
     expected = sorted(
         ({**r, "LANGUAGE": None, "aesthetic": None, "collection": "laion2B-en"} for r in table.to_pylist()),
@@ -270,7 +287,9 @@ def test_joined_input_keeps_its_hash_dimensions_and_tags(sail, tmp_path):
 
 def test_verify_hash_counts_rows_whose_stored_hash_is_wrong(sail, tmp_path):
     metadata, _ = joined_variant(tmp_path)
-    summary = join_tags(sail, metadata, "laion2B-en", tmp_path / "lake", verify_hash=True)
+    summary = join_tags(
+        sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", verify_hash=True)
+    )
     assert summary.metrics["hash_mismatches"] == 1
     assert summary.metrics["rows_out"] == 20
 
@@ -278,7 +297,7 @@ def test_verify_hash_counts_rows_whose_stored_hash_is_wrong(sail, tmp_path):
 def test_a_tag_table_replaces_the_joined_inputs_own_tag_column(sail, tmp_path):
     metadata, table = joined_variant(tmp_path)
     safety = write_tags(tmp_path / "s.parquet", table["hash"].to_pylist()[:3], "prediction", [0.9] * 3)
-    join_tags(sail, metadata, "laion2B-en", tmp_path / "lake", safety_tags=safety)
+    join_tags(sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", safety_tags=safety))
     rows = joined_rows(tmp_path / "lake", "laion2B-en")
     by_hash = {r["hash"]: r for r in rows}
     assert sum(r["punsafe"] is not None for r in rows) == 3
@@ -292,7 +311,7 @@ def test_missing_columns_are_one_error_naming_each_file_and_column_before_spark_
     pq.write_table(raw_table("laion2B-en").drop_columns(["TEXT", "WIDTH"]), folder / "part-00009-x-c000.snappy.parquet")
 
     with pytest.raises(JoinInputError) as err:
-        join_tags(sail, folder, "laion2B-en", tmp_path / "lake")
+        join_tags(sail, JoinTags(metadata=folder, collection="laion2B-en", lake=tmp_path / "lake"))
 
     message = str(err.value)
     for file in folder.iterdir():
@@ -307,7 +326,7 @@ def test_unreadable_or_non_parquet_metadata_file_is_named(tmp_path, en, bad):
     good = next(metadata.iterdir()).read_bytes()
     (metadata / bad).write_bytes(b"not parquet" if bad.endswith(".txt") else good[: len(good) // 2])
     with pytest.raises(JoinInputError, match=rf"not readable as parquet:\n.*{bad}"):
-        plan_join(metadata, "laion2B-en", tmp_path / "lake")
+        plan_join(JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake"))
 
 
 def test_wrong_and_inconsistent_column_types_are_reported_with_their_files(tmp_path, en):
@@ -316,7 +335,7 @@ def test_wrong_and_inconsistent_column_types_are_reported_with_their_files(tmp_p
     pq.write_table(wide, metadata / "part-00008-x.parquet")
     pq.write_table(table.set_column(1, "URL", pa.array(range(table.num_rows))), metadata / "part-00009-x.parquet")
     with pytest.raises(JoinInputError) as err:
-        plan_join(metadata, "laion2B-en", tmp_path / "lake")
+        plan_join(JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake"))
     assert "column URL is bigint, expected string, in " + str(metadata / "part-00009-x.parquet") in str(err.value)
     assert "column WIDTH has different types across files: bigint in " + str(metadata / "part-00008-x.parquet") in str(
         err.value
@@ -327,14 +346,21 @@ def test_tag_table_without_hash_is_refused(tmp_path, en):
     metadata, _ = en
     pq.write_table(pa.table({"key": [1], "aesthetic": [5.0]}), tmp_path / "a.parquet")
     with pytest.raises(JoinInputError, match=r"aesthetic tags .*a\.parquet.*\n.*missing column\(s\) hash"):
-        plan_join(metadata, "laion2B-en", tmp_path / "lake", aesthetic_tags=tmp_path / "a.parquet")
+        plan_join(
+            JoinTags(
+                metadata=metadata,
+                collection="laion2B-en",
+                lake=tmp_path / "lake",
+                aesthetic_tags=tmp_path / "a.parquet",
+            )
+        )
 
 
 def test_metadata_files_disagreeing_on_the_hash_column_are_refused(tmp_path, en):
     metadata, table = en
     pq.write_table(table.append_column("hash", pa.array(row_hashes(table))), metadata / "part-00007-x.parquet")
     with pytest.raises(JoinInputError, match="some files carry a hash column and some do not"):
-        plan_join(metadata, "laion2B-en", tmp_path / "lake")
+        plan_join(JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake"))
 
 
 def scored_tags(sail, lake: Path, hashes: list[int]) -> Path:
@@ -354,14 +380,23 @@ def test_delta_aesthetic_tags_with_several_heads_need_a_chosen_head(sail, tmp_pa
     metadata, table = en
     tags = scored_tags(sail, tmp_path / "lake", row_hashes(table))
     with pytest.raises(JoinInputError, match="several heads for laion2B-en: laion-v1-l14, laion-v2-l14"):
-        join_tags(sail, metadata, "laion2B-en", tmp_path / "lake", aesthetic_tags=tags)
+        join_tags(
+            sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", aesthetic_tags=tags)
+        )
 
 
 def test_delta_aesthetic_tags_give_the_chosen_heads_scores_for_the_collection(sail, tmp_path, en):
     metadata, table = en
     tags = scored_tags(sail, tmp_path / "lake", row_hashes(table))
     summary = join_tags(
-        sail, metadata, "laion2B-en", tmp_path / "lake", aesthetic_tags=tags, aesthetic_head="laion-v2-l14"
+        sail,
+        JoinTags(
+            metadata=metadata,
+            collection="laion2B-en",
+            lake=tmp_path / "lake",
+            aesthetic_tags=tags,
+            aesthetic_head="laion-v2-l14",
+        ),
     )
     assert {r["aesthetic"] for r in joined_rows(tmp_path / "lake", "laion2B-en")} == {6.0}
     assert summary.metrics["aesthetic_tag_rows"] == table.num_rows
@@ -372,12 +407,21 @@ def test_delta_aesthetic_tags_without_the_collection_are_refused(sail, tmp_path)
     metadata = write_parts(tmp_path / "nolang", table)
     tags = scored_tags(sail, tmp_path / "lake", row_hashes(table))
     with pytest.raises(JoinInputError, match="no rows for collection 'laion1B-nolang' .*laion2B-en, laion2B-multi"):
-        join_tags(sail, metadata, "laion1B-nolang", tmp_path / "lake", aesthetic_tags=tags, aesthetic_head="x")
+        join_tags(
+            sail,
+            JoinTags(
+                metadata=metadata,
+                collection="laion1B-nolang",
+                lake=tmp_path / "lake",
+                aesthetic_tags=tags,
+                aesthetic_head="x",
+            ),
+        )
 
 
 def test_run_summary_is_appended_to_the_runs_table(sail, tmp_path, en):
     metadata, table = en
-    summary = join_tags(sail, metadata, "laion2B-en", tmp_path / "lake")
+    summary = join_tags(sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake"))
     runs = deltalake.DeltaTable(str(tmp_path / "lake" / "runs")).to_pyarrow_table().to_pylist()
     recorded = {r["metric"]: r["value"] for r in runs if r["run_id"] == summary.run_id}
     assert recorded == summary.metrics

@@ -18,14 +18,17 @@ import pytest
 from conftest import run_cli
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 from static_ondisk_kv import OnDiskKV, parquet_to_file
 from typer.testing import CliRunner
 
 from laion_spark.cli.app import app
 from laion_spark.engine.factory import LakeSession
 from laion_spark.kv.build import KVBuildError, _range_bounds, _range_writer, build_kv
+from laion_spark.kv.params import BuildKV
 from laion_spark.kv.reader import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
 from laion_spark.lake.tables import WriteConflictError, read_table, write_table
+from laion_spark.stage import ParamError
 
 # LAION's usage-guide example (DESIGN.md section 2).
 EXAMPLE_URL = (
@@ -56,7 +59,8 @@ def _scores(n: int, seed: int) -> pa.Table:
 
 
 def _delta(lake: LakeSession, table: pa.Table, path: Path) -> Path:
-    write_table(lake, lake.spark.createDataFrame(table), path, mode="overwrite")
+    frame = lake.spark.createDataFrame(table, schema=from_arrow_schema(table.schema))
+    write_table(lake, frame, path, mode="overwrite")
     return path
 
 
@@ -77,7 +81,15 @@ def scores_kv(sail: LakeSession, tmp_path_factory: pytest.TempPathFactory) -> tu
     """An aesthetic KV built on Sail from a Delta table of 3,000 scored rows."""
     tmp = tmp_path_factory.mktemp("scores")
     rows = _scores(3000, seed=1)
-    build_kv(sail, _delta(sail, rows, tmp / "aesthetic_tags"), tmp / "aesthetic.kv", ["aesthetic"])
+    build_kv(
+        sail,
+        BuildKV(
+            table=_delta(sail, rows, tmp / "aesthetic_tags"),
+            out=tmp / "aesthetic.kv",
+            value_columns=["aesthetic"],
+            on_duplicate="first",
+        ),
+    )
     return rows, tmp / "aesthetic.kv"
 
 
@@ -110,7 +122,13 @@ def test_watermark_safety_kv_from_joined_is_byte_identical_with_nulls_as_nan(sai
     )
     out = tmp_path / "watermark_safety.kv"
     result = build_kv(
-        sail, _delta(sail, joined, tmp_path / "joined"), out, ["pwatermark", "punsafe"], value_format="ee"
+        sail,
+        BuildKV(
+            table=_delta(sail, joined, tmp_path / "joined"),
+            out=out,
+            value_columns=["pwatermark", "punsafe"],
+            value_format="ee",
+        ),
     )
     assert result.record_size == 12
     assert out.read_bytes() == _peer_file(joined, ["pwatermark", "punsafe"], "ee", tmp_path)
@@ -123,7 +141,16 @@ def test_multi_range_build_gives_the_same_bytes_as_one_range(
 ) -> None:
     rows, single = scores_kv
     out = tmp_path / "ranges.kv"
-    result = build_kv(sail, _delta(sail, rows, tmp_path / "t"), out, ["aesthetic"], max_rows_per_range=400)
+    result = build_kv(
+        sail,
+        BuildKV(
+            table=_delta(sail, rows, tmp_path / "t"),
+            out=out,
+            value_columns=["aesthetic"],
+            max_rows_per_range=400,
+            on_duplicate="first",
+        ),
+    )
     assert result.ranges > 3
     assert out.read_bytes() == single.read_bytes()
     assert not (tmp_path / "ranges.kv.staging").exists()
@@ -173,9 +200,11 @@ def test_a_task_over_the_range_limit_stops_reading_and_writes_nothing(tmp_path: 
 
 
 def test_staging_given_as_a_uri_is_refused(sail: LakeSession, tmp_path: Path) -> None:
-    rows = sail.spark.createDataFrame([(1, 1.0)], "hash long, aesthetic float")
+    table = _delta(sail, _scores(10, seed=2), tmp_path / "t")
     with pytest.raises(KVBuildError, match=r"staging s3://bucket/kv is a URI: .* give a \(shared\) filesystem path"):
-        build_kv(sail, rows, tmp_path / "x.kv", ["aesthetic"], staging="s3://bucket/kv")
+        build_kv(
+            sail, BuildKV(table=table, out=tmp_path / "x.kv", value_columns=["aesthetic"], staging="s3://bucket/kv")
+        )
 
 
 @pytest.mark.parametrize("max_rows_per_range", [5_000_000, 300], ids=["one-range", "several-ranges"])
@@ -184,7 +213,10 @@ def test_rows_in_equal_rows_written_plus_duplicates_dropped_plus_null_keys(
 ) -> None:
     rows = _scores(2000, seed=3)
     table = _delta(sail, rows, tmp_path / "t")
-    result = build_kv(sail, table, tmp_path / "a.kv", ["aesthetic"], max_rows_per_range=max_rows_per_range)
+    result = build_kv(
+        sail,
+        BuildKV(table=table, out=tmp_path / "a.kv", value_columns=["aesthetic"], max_rows_per_range=max_rows_per_range),
+    )
     assert (result.ranges > 1) == (max_rows_per_range == 300)
     keys = rows.column("hash").to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     assert result.rows_in == 2000
@@ -206,7 +238,10 @@ def test_on_duplicate_keeps_the_smallest_or_largest_value_nan_and_null_last(
         }
     )
     out = tmp_path / "dup.kv"
-    result = build_kv(sail, _delta(sail, rows, tmp_path / "t"), out, ["aesthetic"], on_duplicate=policy)
+    result = build_kv(
+        sail,
+        BuildKV(table=_delta(sail, rows, tmp_path / "t"), out=out, value_columns=["aesthetic"], on_duplicate=policy),
+    )
     assert (result.rows_written, result.duplicates_dropped) == (2, 3)
     assert KV(out)[7] == (expected,)
 
@@ -219,7 +254,14 @@ def test_on_duplicate_error_names_a_duplicated_hash_and_the_counts(
     table = _delta(sail, rows, tmp_path / "t")
     with pytest.raises(KVBuildError, match=r"2 hash values appear more than once \(5 rows\), e\.g\. hash 3"):
         build_kv(
-            sail, table, tmp_path / "e.kv", ["aesthetic"], on_duplicate="error", max_rows_per_range=max_rows_per_range
+            sail,
+            BuildKV(
+                table=table,
+                out=tmp_path / "e.kv",
+                value_columns=["aesthetic"],
+                on_duplicate="error",
+                max_rows_per_range=max_rows_per_range,
+            ),
         )
     assert not (tmp_path / "e.kv").exists()
 
@@ -227,20 +269,32 @@ def test_on_duplicate_error_names_a_duplicated_hash_and_the_counts(
 def test_value_too_large_for_float16_is_refused_naming_column_and_hash(sail: LakeSession, tmp_path: Path) -> None:
     rows = pa.table({"hash": pa.array([1, 2], pa.int64()), "score": pa.array([1.0, 70000.0], pa.float64())})
     with pytest.raises(KVBuildError, match=r"column 'score': value 70000.0 at hash 2 does not fit the 16-bit float"):
-        build_kv(sail, _delta(sail, rows, tmp_path / "t"), tmp_path / "big.kv", ["score"])
+        build_kv(
+            sail, BuildKV(table=_delta(sail, rows, tmp_path / "t"), out=tmp_path / "big.kv", value_columns=["score"])
+        )
     assert not (tmp_path / "big.kv").exists()
     assert not (tmp_path / "big.kv.partial").exists()
 
 
 def test_value_format_must_have_one_code_per_value_column(sail: LakeSession, tmp_path: Path) -> None:
-    with pytest.raises(KVBuildError, match=r"value format 'e' has 1 code\(s\) for 2 value column\(s\)"):
-        build_kv(sail, tmp_path / "unused", tmp_path / "x.kv", ["pwatermark", "punsafe"], value_format="e")
+    with pytest.raises(ParamError, match=r"value_format: value format 'e' has 1 code\(s\) for 2 value column\(s\)"):
+        build_kv(
+            sail,
+            BuildKV(
+                table=tmp_path / "unused",
+                out=tmp_path / "x.kv",
+                value_columns=["pwatermark", "punsafe"],
+                value_format="e",
+            ),
+        )
 
 
 def test_missing_value_column_is_named_with_the_columns_there_are(sail: LakeSession, tmp_path: Path) -> None:
     rows = pa.table({"hash": pa.array([1], pa.int64()), "aesthetic": pa.array([1.0], pa.float32())})
     with pytest.raises(KVBuildError, match=r"no column 'punsafe'; columns are hash, aesthetic"):
-        build_kv(sail, _delta(sail, rows, tmp_path / "t"), tmp_path / "x.kv", ["punsafe"])
+        build_kv(
+            sail, BuildKV(table=_delta(sail, rows, tmp_path / "t"), out=tmp_path / "x.kv", value_columns=["punsafe"])
+        )
 
 
 def test_batch_and_single_lookups_agree_and_absent_keys_give_nan(scores_kv: tuple[pa.Table, Path]) -> None:
@@ -265,7 +319,7 @@ def test_lookup_by_url_and_text_uses_the_laion_hash(sail: LakeSession, tmp_path:
     assert laion_key(EXAMPLE_URL, EXAMPLE_TEXT) == EXAMPLE_HASH
     rows = pa.table({"hash": pa.array([EXAMPLE_HASH, 1], pa.int64()), "aesthetic": pa.array([6.5, 2.0], pa.float32())})
     out = tmp_path / "example.kv"
-    build_kv(sail, _delta(sail, rows, tmp_path / "t"), out, ["aesthetic"])
+    build_kv(sail, BuildKV(table=_delta(sail, rows, tmp_path / "t"), out=out, value_columns=["aesthetic"]))
     assert KV(out).get_text(EXAMPLE_URL, EXAMPLE_TEXT) == (6.5,)
     values, found = KV(out).get_batch_text([EXAMPLE_URL, "http://absent.example", None], [EXAMPLE_TEXT, "x", None])
     assert found.tolist() == [True, False, False]
@@ -357,7 +411,7 @@ def test_cli_build_prints_the_row_accounting_and_records_the_run(sail: LakeSessi
         "--lake",
         str(tmp_path / "lake"),
     )
-    result = build_kv(sail, table, tmp_path / "lib.kv", ["aesthetic"])
+    result = build_kv(sail, BuildKV(table=table, out=tmp_path / "lib.kv", value_columns=["aesthetic"]))
     assert out.read_bytes() == (tmp_path / "lib.kv").read_bytes()
     assert (
         f"rows in 500 = written {result.rows_written:,} + duplicates dropped {result.duplicates_dropped:,} "
@@ -380,7 +434,12 @@ def test_classic_spark_builds_the_same_bytes_as_sail(classic_run: Path, referenc
 
 def test_empty_table_gives_an_empty_kv_that_reads_back(sail: LakeSession, tmp_path: Path) -> None:
     out = tmp_path / "empty.kv"
-    result = build_kv(sail, sail.spark.createDataFrame([], "hash long, aesthetic float"), out, ["aesthetic"])
+    result = build_kv(
+        sail,
+        BuildKV(
+            table=_delta(sail, _scores(10, seed=3).slice(0, 0), tmp_path / "t"), out=out, value_columns=["aesthetic"]
+        ),
+    )
     assert (result.rows_in, out.stat().st_size) == (0, 0)
     values, found = KV(out).get_batch(np.array([1, 2]))
     assert values.shape == (2, 1) and not found.any()
@@ -397,7 +456,7 @@ def test_a_staging_folder_left_by_a_killed_build_is_removed_and_the_build_comple
     (staging / "range-000000.kv").write_bytes(b"half a fragment")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (staging / "OWNER").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
-    result = build_kv(sail, table, tmp_path / "out.kv", ["aesthetic"])
+    result = build_kv(sail, BuildKV(table=table, out=tmp_path / "out.kv", value_columns=["aesthetic"]))
     assert result.rows_written > 0 and not staging.exists()
     KV(tmp_path / "out.kv").verify()
 
@@ -408,5 +467,5 @@ def test_a_staging_folder_of_a_running_build_is_refused_as_a_conflict(sail: Lake
     staging.mkdir()
     (staging / "OWNER").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
     with pytest.raises(WriteConflictError, match="another build of this file is writing now"):
-        build_kv(sail, table, tmp_path / "out.kv", ["aesthetic"])
+        build_kv(sail, BuildKV(table=table, out=tmp_path / "out.kv", value_columns=["aesthetic"]))
     assert staging.exists() and not (tmp_path / "out.kv").exists()

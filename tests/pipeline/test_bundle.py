@@ -11,8 +11,9 @@ from conftest import REPO
 from databricks.bundles.jobs import DataSecurityMode, Job
 
 from laion_spark.engine import read_profile
-from laion_spark.pipeline import STAGES
+from laion_spark.pipeline import PIPELINE_STAGES
 from laion_spark.pipeline.config import load_pipeline_config
+from laion_spark.pipeline.runner import plan
 from laion_spark.pipeline.stages import StageContext
 
 
@@ -41,7 +42,7 @@ def stage_of(task) -> str:
 
 def test_every_task_runs_a_pipeline_stage_through_a_jobs_entry_point(job: Job) -> None:
     assert [stage_of(t) for t in job.tasks] == [t.task_key for t in job.tasks]
-    assert set(t.task_key for t in job.tasks) == set(STAGES)
+    assert set(t.task_key for t in job.tasks) == set(PIPELINE_STAGES)
     for task in job.tasks:
         assert (REPO / "resources" / task.spark_python_task.python_file).resolve().is_file()
         assert [lib.whl for lib in task.libraries] == ["../dist/*.whl"]
@@ -53,7 +54,7 @@ def test_gpu_stages_run_on_the_dedicated_gpu_cluster_and_the_rest_on_standard_co
     assert "gpu" in clusters["gpu"].spark_version
     assert clusters["cpu"].data_security_mode == DataSecurityMode.DATA_SECURITY_MODE_STANDARD
     for task in job.tasks:
-        assert task.job_cluster_key == ("gpu" if STAGES[task.task_key].resources == "gpu" else "cpu")
+        assert task.job_cluster_key == ("gpu" if PIPELINE_STAGES[task.task_key].resources == "gpu" else "cpu")
 
 
 def test_job_clusters_carry_the_databricks_profile(job: Job) -> None:
@@ -64,17 +65,19 @@ def test_job_clusters_carry_the_databricks_profile(job: Job) -> None:
 
 def test_each_task_depends_on_every_earlier_stage_whose_outputs_it_reads(job: Job, tmp_path: Path) -> None:
     config = load_pipeline_config(REPO / "conf" / "pipeline.yaml")
-    ctx = StageContext(None, config, print)  # type: ignore[arg-type]
+    ctx = StageContext(None, config, print)
     ctx.__dict__["head_path"] = str(tmp_path / "head.pth")  # no head lookup: only paths are compared
+    ctx.__dict__["head_name"] = "laion-v1-l14"
     needs = {t.task_key: {d.task_key for d in t.depends_on or []} for t in job.tasks}
 
     def upstream(key: str) -> set[str]:
         return needs[key] | {u for d in needs[key] for u in upstream(d)}
 
-    configured = [n for n in STAGES if n in config.pipeline.stages]
+    configured = [n for n in PIPELINE_STAGES if n in config.pipeline.stages]
+    stages = {stage.name: stage for stage in plan(ctx, configured, check_inputs=False)}
     for i, name in enumerate(configured):
-        reads = set(STAGES[name].tables(ctx))
-        producers = {earlier for earlier in configured[:i] if reads & set(STAGES[earlier].outputs(ctx))}
+        reads = set(stages[name].inputs)
+        producers = {earlier for earlier in configured[:i] if reads & set(stages[earlier].outputs)}
         assert producers <= upstream(name), (name, producers - upstream(name))
 
 

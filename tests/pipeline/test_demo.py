@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from laion_spark.kv.reader import KV
-from laion_spark.lake.collections import COLLECTIONS
+from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.pipeline.demo import choose_head, run_demo
 
 ROWS = 400

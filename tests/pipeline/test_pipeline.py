@@ -19,8 +19,9 @@ from pipeline_runs import ROWS, rooted
 from typer.testing import CliRunner
 
 from laion_spark.cli import app
+from laion_spark.config_file import PipelineConfigError
 from laion_spark.pipeline import run_pipeline
-from laion_spark.pipeline.config import PipelineConfigError, load_pipeline_config, parse_pipeline_config
+from laion_spark.pipeline.config import load_pipeline_config, parse_pipeline_config
 
 
 def versions(lake: Path) -> dict[str, int]:

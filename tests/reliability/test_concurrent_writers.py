@@ -31,6 +31,7 @@ from faults import StageRun, prepare
 from lake_checks import digest, read_any
 
 from laion_spark.pipeline.config import load_pipeline_config
+from laion_spark.subsets.params import BuildSubsets
 
 pytestmark = pytest.mark.slow
 ROUNDS = 3
@@ -178,7 +179,7 @@ def test_a_join_committing_between_two_subset_writes_changes_none_of_them(sail, 
         calls.append(path)
 
     monkeypatch.setattr(subsets_build, "write_table", write_then_rewrite_joined)
-    summaries = build_subsets(sail, tmp_path / "lake", config)
+    summaries = build_subsets(sail, BuildSubsets(lake=tmp_path / "lake", config=config))
     assert len(calls) == len(config.subsets)
     for spec, summary in zip(config.subsets, summaries, strict=True):
         table = read_any(tmp_path / "lake" / spec.table)

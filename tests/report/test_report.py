@@ -16,14 +16,16 @@ from lake_builders import make_joined, write_joined
 from PIL import Image
 
 from laion_spark.aesthetic.distribution import build_score_distribution
+from laion_spark.aesthetic.params import ScoreDistribution
 from laion_spark.lake.collections import JOINED_SCHEMA
 from laion_spark.lake.tables import write_table
-from laion_spark.pipeline.config import PipelineConfig, SafetyConfig, SubsetSpec
 from laion_spark.report import build_report
 from laion_spark.report.data import gather_report_data, latest_runs
+from laion_spark.report.params import Report
 from laion_spark.subsets.build import build_subsets
+from laion_spark.subsets.params import BuildSubsets, SafetyConfig, SubsetsConfig, SubsetSpec
 
-CONFIG = PipelineConfig(
+CONFIG = SubsetsConfig(
     safety=SafetyConfig(),
     subsets=(SubsetSpec("laion_art", 8.0, extra_columns=("LANGUAGE",)), SubsetSpec("aesthetics_6plus", 6.0)),
     shuffle_seed=1,
@@ -52,14 +54,14 @@ def lake_dir(sail, tmp_path_factory) -> Path:
     joined = make_joined(rows=1200, seed=5)
     write_joined(sail, lake_dir, joined)
     write_tags(sail, lake_dir, joined, "synthetic-l14")
-    build_subsets(sail, lake_dir, CONFIG)
-    build_score_distribution(sail, lake_dir)
+    build_subsets(sail, BuildSubsets(lake=lake_dir, config=CONFIG))
+    build_score_distribution(sail, ScoreDistribution(lake=lake_dir))
     return lake_dir
 
 
 @pytest.fixture(scope="module")
 def report(sail, lake_dir) -> Path:
-    return build_report(sail, lake_dir, lake_dir.parent / "report", config=CONFIG)
+    return build_report(sail, Report(lake=lake_dir, out=lake_dir.parent / "report", config=CONFIG))
 
 
 def test_report_embeds_every_chart_and_writes_it_beside_the_page(report):
@@ -92,7 +94,7 @@ def test_synthetic_head_is_named_plainly(report):
 def test_a_real_head_gets_no_synthetic_notice(sail, tmp_path):
     joined = make_joined(rows=200, seed=6)
     write_tags(sail, tmp_path, joined, "laion-v1-l14")
-    page = build_report(sail, tmp_path, tmp_path / "report", config=CONFIG).read_text(encoding="utf-8")
+    page = build_report(sail, Report(lake=tmp_path, out=tmp_path / "report", config=CONFIG)).read_text(encoding="utf-8")
     assert "laion-v1-l14" in page and "synthetic" not in page.lower()
 
 
@@ -117,7 +119,7 @@ def test_captions_are_escaped_and_non_ascii_survives(sail, tmp_path):
         schema=JOINED_SCHEMA,
     )
     write_joined(sail, tmp_path, joined)
-    page = build_report(sail, tmp_path, tmp_path / "report", config=CONFIG).read_text(encoding="utf-8")
+    page = build_report(sail, Report(lake=tmp_path, out=tmp_path / "report", config=CONFIG)).read_text(encoding="utf-8")
     assert "<script>" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert "日本語 🌅 café" in page and "quote &quot; &amp; amp" in page
     assert 'href="javascript:' not in page

@@ -18,6 +18,7 @@ from PIL import Image
 from laion_spark.lake.tables import write_table
 from laion_spark.report import build_report
 from laion_spark.report.map import MapData, layout_neighbors, read_map_data, write_map_page
+from laion_spark.report.params import Report
 from laion_spark.subsets.params import PUBLISHED_COLUMNS
 
 HOSTILE = "<script>alert('x')</script> & \u2028 日本語 ☕"
@@ -144,7 +145,7 @@ def umap_table(n: int) -> pd.DataFrame:
 
 def test_the_report_links_the_map_and_shows_a_render_per_layout(sail, tmp_path):
     write_table(sail, sail.spark.createDataFrame(umap_table(3000)), tmp_path / "lake" / "umap", mode="overwrite")
-    report = build_report(sail, tmp_path / "lake", tmp_path / "report")
+    report = build_report(sail, Report(lake=tmp_path / "lake", out=tmp_path / "report"))
     text = report.read_text(encoding="utf-8")
     assert '<a href="umap_map.html">' in text and "UMAP of the captions" in text
     for k in (10, 30):
@@ -157,6 +158,6 @@ def test_the_report_links_the_map_and_shows_a_render_per_layout(sail, tmp_path):
 
 
 def test_a_lake_without_umap_gets_no_map(sail, tmp_path):
-    report = build_report(sail, tmp_path / "lake", tmp_path / "report")
+    report = build_report(sail, Report(lake=tmp_path / "lake", out=tmp_path / "report"))
     assert "umap_map.html" not in report.read_text(encoding="utf-8")
     assert not (tmp_path / "report" / "umap_map.html").exists()

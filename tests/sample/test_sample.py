@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from laion_spark.aesthetic.heads import load_head
 from laion_spark.aesthetic.shards import discover_shards
 from laion_spark.cli.app import app
-from laion_spark.lake.collections import COLLECTIONS, raw_schema
+from laion_spark.lake.collections import raw_schema
+from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.sample import (
     EMBEDDING_METADATA_SCHEMA,
     PUBLISHED_2B_EN,

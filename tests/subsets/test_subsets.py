@@ -17,18 +17,13 @@ from deltalake import DeltaTable
 from lake_builders import make_joined, write_joined
 from lake_checks import assert_same_tables
 
+from laion_spark.config_file import PipelineConfigError
 from laion_spark.lake.tables import read_table
-from laion_spark.pipeline.config import (
-    PipelineConfig,
-    PipelineConfigError,
-    SafetyConfig,
-    SubsetSpec,
-    load_pipeline_config,
-    parse_pipeline_config,
-)
+from laion_spark.pipeline.config import load_pipeline_config, parse_pipeline_config
 from laion_spark.subsets.build import SUBSET_COLUMNS, SubsetError, build_subsets
+from laion_spark.subsets.params import BuildSubsets, SafetyConfig, SubsetsConfig, SubsetSpec
 
-CONFIG = PipelineConfig(
+CONFIG = SubsetsConfig(
     safety=SafetyConfig(),
     subsets=(
         SubsetSpec("laion_art", 8.0, extra_columns=("LANGUAGE",)),
@@ -65,7 +60,7 @@ def built(sail, tmp_path_factory):
     lake_dir = tmp_path_factory.mktemp("subsets") / "lake"
     joined = make_joined()
     write_joined(sail, lake_dir, joined)
-    summaries = build_subsets(sail, lake_dir, CONFIG)
+    summaries = build_subsets(sail, BuildSubsets(lake=lake_dir, config=CONFIG))
     return lake_dir, joined, {s.target: s for s in summaries}
 
 
@@ -147,10 +142,10 @@ def test_seeded_shuffle_writes_target_files_in_a_reproducible_order(sail, built,
     assert len(first.file_uris()) == CONFIG.target_files
     again = tmp_path / "lake"
     write_joined(sail, again, joined)
-    build_subsets(sail, again, replace(CONFIG, subsets=(spec,)))
+    build_subsets(sail, BuildSubsets(lake=again, config=replace(CONFIG, subsets=(spec,))))
     other_seed = tmp_path / "other"
     write_joined(sail, other_seed, joined)
-    build_subsets(sail, other_seed, replace(CONFIG, subsets=(spec,), shuffle_seed=8))
+    build_subsets(sail, BuildSubsets(lake=other_seed, config=replace(CONFIG, subsets=(spec,), shuffle_seed=8)))
 
     def files(path: Path) -> list[list[int]]:
         uris = DeltaTable(str(path / spec.table)).file_uris()
@@ -168,7 +163,7 @@ def test_keep_null_tags_lets_null_tags_pass_but_not_failing_ones(sail, tmp_path)
     config = replace(
         CONFIG, safety=SafetyConfig(keep_null_tags=True), subsets=(SubsetSpec("six", 6.0),), shuffle_seed=None
     )
-    (summary,) = build_subsets(sail, tmp_path, config)
+    (summary,) = build_subsets(sail, BuildSubsets(lake=tmp_path, config=config))
     subset = DeltaTable(str(tmp_path / "subset_six")).to_pyarrow_table()
     assert keys(subset, "AESTHETIC_SCORE") == keys(
         expected_subset(joined, config.subsets[0], config.safety), "aesthetic"
@@ -181,16 +176,21 @@ def test_keep_null_tags_lets_null_tags_pass_but_not_failing_ones(sail, tmp_path)
 def test_changing_a_subsets_columns_is_refused_naming_the_table(sail, tmp_path):
     write_joined(sail, tmp_path, make_joined(rows=120))
     plain = replace(CONFIG, subsets=(SubsetSpec("art", 8.0),))
-    build_subsets(sail, tmp_path, plain)
+    build_subsets(sail, BuildSubsets(lake=tmp_path, config=plain))
     with pytest.raises(SubsetError, match="subset_art.*LANGUAGE"):
-        build_subsets(sail, tmp_path, replace(CONFIG, subsets=(SubsetSpec("art", 8.0, extra_columns=("LANGUAGE",)),)))
+        build_subsets(
+            sail,
+            BuildSubsets(
+                lake=tmp_path, config=replace(CONFIG, subsets=(SubsetSpec("art", 8.0, extra_columns=("LANGUAGE",)),))
+            ),
+        )
 
 
 def test_unknown_extra_column_is_refused(sail, tmp_path):
     write_joined(sail, tmp_path, make_joined(rows=60))
     bad = replace(CONFIG, subsets=(SubsetSpec("art", 8.0, extra_columns=("NSFW",)),))
     with pytest.raises(SubsetError, match="'NSFW'"):
-        build_subsets(sail, tmp_path, bad)
+        build_subsets(sail, BuildSubsets(lake=tmp_path, config=bad))
 
 
 def test_default_config_file_has_laions_four_subsets():

@@ -20,13 +20,13 @@ from laion_spark.umap import (
     UmapError,
     UmapLearnBackend,
     UmapParams,
-    UmapPlan,
     gaussian_projection,
     layout_sample,
     select_backend,
 )
 from laion_spark.umap import backends as backends_module
 from laion_spark.umap.fit import check_model_bytes
+from laion_spark.umap.params import Umap
 
 PARAMS = UmapParams(n_neighbors=30, n_epochs=1000, negative_sample_rate=20, random_state=7)
 COMMON = {
@@ -146,9 +146,12 @@ def test_the_cuml_path_fits_on_the_driver_with_managed_memory_and_transforms_in_
 ):
     write_table(sail, sail.spark.createDataFrame(make_subset(400, seed=9)), tmp_path / "umap_sample", mode="overwrite")
     backend = CumlBackend(nn_descent_rows=100, cluster_rows=10_000)
-    plan = UmapPlan(neighbors=(10, 30), epochs=25, negative_sample_rate=5, dim=64, seed=4, fit_rows=150)
+    plan = Umap(
+        lake=str(tmp_path), model="laion-spark-tiny", neighbors=(10, 30), epochs=25, negative_sample_rate=5,
+        seed=4, fit_rows=150, renders=str(tmp_path / "renders"),
+    )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="laion_spark.umap"):
-        summary = layout_sample(sail, tmp_path, manifold_embedder(), plan, backend, renders=tmp_path / "renders")
+        summary = layout_sample(sail, plan, manifold_embedder(), backend)
     calls = read_calls(fake_cuml)
     managed = [c for c in calls if c["event"] == "rmm.reinitialize"]
     assert managed and all(c["kwargs"] == {"managed_memory": True} for c in managed)

@@ -14,11 +14,12 @@ from umap_data import make_subset
 
 from laion_spark.cli import app
 from laion_spark.clip import ModelSpec, encode_captions, load_model
-from laion_spark.lake.collections import COLLECTIONS
+from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.lake.tables import write_table
 from laion_spark.sample.metadata import generate_metadata
 from laion_spark.subsets.params import PUBLISHED_COLUMNS
 from laion_spark.umap import build_umap, gaussian_projection
+from laion_spark.umap.params import Umap
 
 pytestmark = pytest.mark.slow
 TINY = "laion-spark-tiny"
@@ -73,7 +74,17 @@ def test_projected_mode_lays_out_the_normalised_joint_embedding(sail, tmp_path):
     table = table.set_column(table.schema.get_field_index("TEXT"), "TEXT", pa.array(captions, pa.string()))
     write_table(sail, sail.spark.createDataFrame(table), tmp_path / "umap_sample", mode="overwrite")
     summary = build_umap(
-        sail, tmp_path, TINY, neighbors=(10,), epochs=30, mode="projected", fit_rows=150, seed=2, backend="umap-learn"
+        sail,
+        Umap(
+            lake=tmp_path,
+            model=TINY,
+            neighbors=(10,),
+            epochs=30,
+            mode="projected",
+            fit_rows=150,
+            seed=2,
+            backend="umap-learn",
+        ),
     )
     assert summary.metrics["input_dim"] == ModelSpec.parse(TINY).embed_dim() == 768
     assert summary.metrics["rows"] == 300 and summary.metrics["transformed_rows"] == 150

@@ -17,12 +17,20 @@ from umap_data import WIDTH, caption_embeddings, make_subset, manifold_embedder
 
 from laion_spark.cli import app
 from laion_spark.lake.tables import write_table
+from laion_spark.stage import ParamError
 from laion_spark.subsets.params import PUBLISHED_COLUMNS
-from laion_spark.umap import UmapError, UmapPlan, gaussian_projection, layout_sample, select_backend
-from laion_spark.umap.params import parse_neighbors
+from laion_spark.umap import UmapError, gaussian_projection, layout_sample, select_backend
+from laion_spark.umap.params import Umap, parse_neighbors
 
 pytestmark = pytest.mark.slow
-PLAN = UmapPlan(neighbors=(10, 30), epochs=60, negative_sample_rate=20, dim=64, seed=3)
+LAYOUTS = {"neighbors": (10, 30), "epochs": 60, "negative_sample_rate": 20, "dim": 64, "seed": 3}
+
+
+def plan(lake_dir: Path, **values: object) -> Umap:
+    """The umap stage over ``lake_dir`` (its model stands aside: these tests embed with a stand-in)."""
+    return Umap(lake=str(lake_dir), model="laion-spark-tiny", **values)
+
+
 KEYS = list(PUBLISHED_COLUMNS)
 
 
@@ -46,7 +54,7 @@ def fitted(sail, tmp_path_factory):
     """A sample of 500 rows (3 duplicated rows, 2 null captions) laid out on all its rows."""
     lake_dir = tmp_path_factory.mktemp("umap") / "lake"
     sample = write_sample(sail, lake_dir, 500, seed=11)
-    summary = layout_sample(sail, lake_dir, manifold_embedder(), PLAN, select_backend("umap-learn"))
+    summary = layout_sample(sail, plan(lake_dir, **LAYOUTS), manifold_embedder(), select_backend("umap-learn"))
     return lake_dir, sample, summary
 
 
@@ -73,7 +81,7 @@ def test_the_layouts_keep_the_neighbourhoods_of_the_64_d_input(fitted):
     lake_dir, _, _ = fitted
     table = deltalake.DeltaTable(str(lake_dir / "umap")).to_pandas()
     for n in (10, 30):
-        assert layout_trust(table, n, PLAN.seed) >= 0.9
+        assert layout_trust(table, n, LAYOUTS["seed"]) >= 0.9
 
 
 def test_the_backend_and_its_parameters_are_stored_with_the_run(fitted):
@@ -99,15 +107,13 @@ def test_a_png_per_layout_is_rendered_beside_the_lake(fitted):
 
 def test_fit_rows_fits_a_part_and_transforms_the_rest_in_the_tasks(sail, tmp_path, caplog):
     sample = write_sample(sail, tmp_path, 600, seed=12)
-    plan = UmapPlan(neighbors=(10,), epochs=60, seed=5, fit_rows=200)
+    stage = plan(tmp_path, neighbors=(10,), epochs=60, seed=5, fit_rows=200, renders=tmp_path / "png")
     with caplog.at_level(logging.INFO, logger="laion_spark.umap"):
-        summary = layout_sample(
-            sail, tmp_path, manifold_embedder(), plan, select_backend("umap-learn"), tmp_path / "png"
-        )
+        summary = layout_sample(sail, stage, manifold_embedder(), select_backend("umap-learn"))
     table = deltalake.DeltaTable(str(tmp_path / "umap")).to_pandas()
     assert len(table) == 600 and summary.metrics["fit_rows"] == 200 and summary.metrics["transformed_rows"] == 400
     pd.testing.assert_frame_equal(ordered(table[KEYS]), ordered(sample[KEYS]), check_dtype=False)
-    assert layout_trust(table, 10, plan.seed) >= 0.9
+    assert layout_trust(table, 10, stage.seed) >= 0.9
     assert "umap transform: 400 rows of one partition done" in caplog.text
     assert "umap nn10: 60/60 epochs" in caplog.text and "umap: wrote 600 rows" in caplog.text
 
@@ -116,32 +122,35 @@ def test_a_run_with_other_neighbors_leaves_the_table_as_it_was(sail, fitted):
     lake_dir, _, _ = fitted
     version = deltalake.DeltaTable(str(lake_dir / "umap")).version()
     with pytest.raises(UmapError, match="remove the table folder"):
-        layout_sample(sail, lake_dir, manifold_embedder(), UmapPlan(neighbors=(15,)), select_backend("umap-learn"))
+        layout_sample(sail, plan(lake_dir, neighbors=(15,)), manifold_embedder(), select_backend("umap-learn"))
     assert deltalake.DeltaTable(str(lake_dir / "umap")).version() == version
 
 
 def test_a_sample_too_small_for_the_neighbourhood_is_refused(sail, tmp_path):
     write_sample(sail, tmp_path, 40, seed=13)
     with pytest.raises(UmapError, match="40 rows; UMAP with n_neighbors=60 needs more"):
-        layout_sample(sail, tmp_path, manifold_embedder(), UmapPlan(neighbors=(10, 60)), select_backend("umap-learn"))
+        layout_sample(sail, plan(tmp_path, neighbors=(10, 60)), manifold_embedder(), select_backend("umap-learn"))
     assert not (tmp_path / "umap").exists()
 
 
 @pytest.mark.parametrize(
-    ("plan", "message"),
+    ("values", "message"),
     [
-        (UmapPlan(neighbors=()), "--neighbors: give at least one value"),
-        (UmapPlan(neighbors=(10, 1)), "distinct integers >= 2"),
-        (UmapPlan(epochs=0), "--epochs 0"),
-        (UmapPlan(negative_sample_rate=0), "--negative-sample-rate 0"),
-        (UmapPlan(dim=1), "--dim 1"),
-        (UmapPlan(fit_rows=60), "--fit-rows 60: must exceed the largest n_neighbors"),
-        (UmapPlan(seed=-3), "--seed -3"),
+        ({"neighbors": ()}, "neighbors: give at least one value"),
+        ({"neighbors": (10, 1)}, r"neighbors: expected an integer >= 2, got 1"),
+        ({"neighbors": (10, 10)}, r"neighbors: duplicate entries in \[10, 10\]"),
+        ({"epochs": 0}, "epochs: expected an integer >= 1, got 0"),
+        ({"negative_sample_rate": 0}, "negative_sample_rate: expected an integer >= 1, got 0"),
+        ({"dim": 1}, "dim: expected an integer >= 2, got 1"),
+        ({"fit_rows": 60}, "fit_rows: 60 must exceed the largest n_neighbors"),
+        ({"seed": -3}, "seed: expected an integer >= 0, got -3"),
+        ({"seed": 2**32}, "seed: 4294967296 is outside numpy's seed range"),
+        ({"backend": "gpu"}, "backend: expected one of auto, cuml, umap-learn, got 'gpu'"),
     ],
 )
-def test_options_out_of_range_are_named(plan, message):
-    with pytest.raises(UmapError, match=message):
-        plan.check()
+def test_options_out_of_range_are_named(values, message, tmp_path):
+    with pytest.raises(ParamError, match=message):
+        plan(tmp_path, **values)
 
 
 def test_the_neighbors_option_is_parsed_and_checked():

@@ -17,7 +17,9 @@ from umap_data import make_subset
 from laion_spark.cli import app
 from laion_spark.lake.columns import ColumnError
 from laion_spark.lake.tables import TableNotFoundError, write_table
+from laion_spark.stage import ParamError
 from laion_spark.umap import UmapError, sample_for_umap
+from laion_spark.umap.params import SampleForUmap
 from laion_spark.umap.sample import first_by_rank, rank_key
 
 
@@ -33,7 +35,7 @@ def delta_rows(path: Path) -> pd.DataFrame:
 def test_the_sample_keeps_the_subset_columns_and_exactly_the_rows_asked_for(sail, tmp_path):
     subset = make_subset(500, seed=1)
     write_subset(sail, tmp_path, subset)
-    summary = sample_for_umap(sail, tmp_path, "aesthetics_6plus", 120, seed=3)
+    summary = sample_for_umap(sail, SampleForUmap(lake=tmp_path, subset="aesthetics_6plus", rows=120, seed=3))
     sample = delta_rows(tmp_path / "umap_sample")
     assert list(deltalake.DeltaTable(str(tmp_path / "umap_sample")).schema().to_arrow().names) == subset.column_names
     assert len(sample) == 120
@@ -59,7 +61,7 @@ def test_the_sample_is_the_rows_with_the_smallest_seeded_hash_as_a_full_sort_giv
 
 def test_a_subset_smaller_than_rows_is_taken_whole(sail, tmp_path):
     write_subset(sail, tmp_path, make_subset(40, seed=3))
-    summary = sample_for_umap(sail, tmp_path, "subset_aesthetics_6plus", 1000, seed=0)
+    summary = sample_for_umap(sail, SampleForUmap(lake=tmp_path, subset="subset_aesthetics_6plus", rows=1000, seed=0))
     assert summary.metrics["rows"] == summary.metrics["subset_rows"] == 40
 
 
@@ -81,27 +83,27 @@ def test_the_same_seed_gives_the_same_sample_on_sail_and_on_classic_spark(classi
 
 def test_bad_requests_are_refused_before_anything_is_written(sail, tmp_path):
     write_subset(sail, tmp_path, make_subset(50, seed=6))
-    with pytest.raises(UmapError, match="--rows 0"):
-        sample_for_umap(sail, tmp_path, "aesthetics_6plus", 0, seed=0)
-    with pytest.raises(UmapError, match="not a subset name"):
-        sample_for_umap(sail, tmp_path, "../joined", 10, seed=0)
+    with pytest.raises(ParamError, match="rows: expected an integer >= 1, got 0"):
+        sample_for_umap(sail, SampleForUmap(lake=tmp_path, subset="aesthetics_6plus", rows=0, seed=0))
+    with pytest.raises(ParamError, match="subset: '../joined' is not a subset name"):
+        sample_for_umap(sail, SampleForUmap(lake=tmp_path, subset="../joined", rows=10, seed=0))
     with pytest.raises(TableNotFoundError, match="subset_laion_art"):
-        sample_for_umap(sail, tmp_path, "laion_art", 10, seed=0)
+        sample_for_umap(sail, SampleForUmap(lake=tmp_path, subset="laion_art", rows=10, seed=0))
     lacking = sail.spark.read.format("delta").load(str(tmp_path / "subset_aesthetics_6plus")).drop("AESTHETIC_SCORE")
     write_table(sail, lacking, tmp_path / "subset_no_score", mode="overwrite")
     with pytest.raises(ColumnError, match="AESTHETIC_SCORE"):
-        sample_for_umap(sail, tmp_path, "no_score", 10, seed=0)
+        sample_for_umap(sail, SampleForUmap(lake=tmp_path, subset="no_score", rows=10, seed=0))
     assert not (tmp_path / "umap_sample").exists()
 
 
 def test_a_sample_with_other_columns_is_not_overwritten_silently(sail, tmp_path):
     subset = make_subset(60, seed=7)
     write_subset(sail, tmp_path, subset)
-    sample_for_umap(sail, tmp_path, "aesthetics_6plus", 20, seed=0)
+    sample_for_umap(sail, SampleForUmap(lake=tmp_path, subset="aesthetics_6plus", rows=20, seed=0))
     wider = sail.spark.createDataFrame(subset).withColumn("LANGUAGE", F.lit("en"))
     write_table(sail, wider, tmp_path / "subset_laion_art", mode="overwrite")
     with pytest.raises(UmapError, match="remove the table folder"):
-        sample_for_umap(sail, tmp_path, "laion_art", 20, seed=0)
+        sample_for_umap(sail, SampleForUmap(lake=tmp_path, subset="laion_art", rows=20, seed=0))
     assert "LANGUAGE" not in deltalake.DeltaTable(str(tmp_path / "umap_sample")).schema().to_arrow().names
 
 

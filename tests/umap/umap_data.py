@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from laion_spark.lake.collections import COLLECTIONS
 from laion_spark.lake.hashing import laion_hash
+from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.umap import FunctionEmbedder
 
 WIDTH = 48

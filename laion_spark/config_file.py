@@ -1,4 +1,5 @@
-"""Strict checks of a parsed YAML tree: each error names the key path (``stages.kv.files[1].table``)."""
+"""Config files: YAML read safely, and strict checks of the parsed tree, each error naming the key path
+(``pipeline.stages.kv.files[1].table``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import InputError, first_line
+from .errors import InputError, first_line
 
 #: The largest config file read (a pipeline config is a few kilobytes).
 MAX_CONFIG_BYTES = 1 << 20

@@ -1,0 +1,47 @@
+"""The lake's layout: LAION's collections, where a lake's tables are (local or behind a URI), and the tables that
+record runs (nothing but the standard library)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The three LAION-5B metadata collections.
+COLLECTIONS = ("laion2B-en", "laion2B-multi", "laion1B-nolang")
+
+
+def is_local(path: str | Path) -> bool:
+    """Whether ``path`` is on the local file system (not ``s3://``, ``dbfs:/`` ...)."""
+    text = str(path)
+    return "://" not in text and not text.startswith("dbfs:")
+
+
+def table_path(path: str | Path) -> str:
+    """Absolute path for a local folder; URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
+    text = str(path)
+    if not is_local(text):
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+def lake_table(lake_dir: str | Path, name: str) -> str:
+    """Path of the table ``name`` in the lake folder ``lake_dir`` (local folder or URI)."""
+    base = str(lake_dir)
+    if not is_local(base):
+        return base.rstrip("/") + "/" + name
+    return table_path(Path(base) / name)
+
+
+#: The table every job appends its run summary to.
+RUNS_TABLE = "runs"
+#: The table the pipeline records its completed stages in.
+STAGES_TABLE = "pipeline_stages"
+#: Tables that record runs: they change with every run, so no stage reads or writes them as data.
+BOOKKEEPING = (RUNS_TABLE, STAGES_TABLE)
+
+
+def lake_tables(lake_dir: str | Path) -> list[str]:
+    """Every table folder of a local lake but the :data:`BOOKKEEPING` ones, sorted (none for a lake not made yet)."""
+    root = Path(lake_dir).expanduser()
+    if not is_local(str(lake_dir)) or not root.is_dir():
+        return []
+    return [table_path(p) for p in sorted(root.iterdir()) if p.is_dir() and p.name not in BOOKKEEPING]
