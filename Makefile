@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
-.PHONY: venv demo test test-all lint bench bench-scale bench-gpu dist clean
+.PHONY: venv demo test test-all lint lint-js bench bench-scale bench-gpu dist clean
 
 venv: $(VENV)/.installed
 
@@ -30,9 +30,17 @@ test: venv
 test-all: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: venv
+lint: venv lint-js
 	$(VENV)/bin/ruff check laion_spark jobs tests bench
 	$(VENV)/bin/ruff format --check laion_spark jobs tests bench
+
+# The report pages' JavaScript (laion_spark/report/*.js) through ESLint, pinned by package.json and its lockfile
+# (needs Node.js 20.19+ and npm; the rules are in eslint.config.mjs).
+lint-js: node_modules/.package-lock.json
+	npm run --silent lint
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
 
 bench: venv
 	$(PY) -m bench.join

@@ -49,7 +49,7 @@
   }
 
   var canvas = document.getElementById("map"), ctx = canvas.getContext("2d");
-  var tip = document.getElementById("tip"), stage = document.getElementById("stage");
+  var tip = document.getElementById("tip");
   var state = { view: null, cx: 0, cy: 0, scale: 1, hovered: -1, pending: false, drawn: 0 };
   var image = null;
 
@@ -142,7 +142,7 @@
   var drag = null;
   canvas.addEventListener("pointerdown", function (e) {
     drag = { x: e.clientX, y: e.clientY, moved: false };
-    try { canvas.setPointerCapture(e.pointerId); } catch (err) { /* a synthetic pointer cannot be captured */ }
+    try { canvas.setPointerCapture(e.pointerId); } catch { /* a synthetic pointer cannot be captured */ }
     canvas.classList.add("dragging");
   });
   canvas.addEventListener("pointermove", function (e) {
