@@ -57,9 +57,10 @@ bench-gpu: venv
 	$(PY) -m bench.clip_gpu
 
 # A wheel for cluster images and a zip of the package for spark-submit --py-files, both carrying conf/
-# as laion_spark/conf (the zip holds the wheel's laion_spark/ files).
+# as laion_spark/conf (the zip holds the wheel's laion_spark/ files). A stale egg-info would add files that
+# pyproject.toml's package-data no longer names.
 dist: venv
-	rm -rf $(DIST) build && mkdir -p $(DIST)
+	rm -rf $(DIST) build laion_spark.egg-info && mkdir -p $(DIST)
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) .
 	$(PY) -c "import glob, zipfile; w = zipfile.ZipFile(glob.glob('$(DIST)/*.whl')[0]); z = zipfile.ZipFile('$(DIST)/laion_spark.zip', 'w', zipfile.ZIP_DEFLATED); [z.writestr(i, w.read(i)) for i in w.infolist() if i.filename.startswith('laion_spark/')]; z.close()"
 
