@@ -62,7 +62,7 @@ class StageContext:
         return str(resolve_head(local if local.is_file() else given))
 
     @cached_property
-    def head(self):  # noqa: ANN201 - a laion_spark.aesthetic.Head, imported lazily
+    def head(self):  # a laion_spark.aesthetic.Head, imported lazily
         """The scoring head, loaded once per pipeline run."""
         from ..aesthetic.heads import load_head
 
