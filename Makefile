@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
-.PHONY: venv demo test test-all lint bench bench-scale bench-gpu dist clean
+.PHONY: venv demo test test-all lint lint-js bench bench-scale bench-gpu dist clean
 
 venv: $(VENV)/.installed
 
@@ -30,9 +30,17 @@ test: venv
 test-all: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: venv
+lint: venv lint-js
 	$(VENV)/bin/ruff check laion_spark jobs tests bench
 	$(VENV)/bin/ruff format --check laion_spark jobs tests bench
+
+# The report pages' JavaScript (laion_spark/report/*.js) through ESLint, pinned by package.json and its lockfile
+# (needs Node.js 20.19+ and npm; the rules are in eslint.config.mjs).
+lint-js: node_modules/.package-lock.json
+	npm run --silent lint
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
 
 bench: venv
 	$(PY) -m bench.join
@@ -49,9 +57,10 @@ bench-gpu: venv
 	$(PY) -m bench.clip_gpu
 
 # A wheel for cluster images and a zip of the package for spark-submit --py-files, both carrying conf/
-# as laion_spark/conf (the zip holds the wheel's laion_spark/ files).
+# as laion_spark/conf (the zip holds the wheel's laion_spark/ files). A stale egg-info would add files that
+# pyproject.toml's package-data no longer names.
 dist: venv
-	rm -rf $(DIST) build && mkdir -p $(DIST)
+	rm -rf $(DIST) build laion_spark.egg-info && mkdir -p $(DIST)
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(DIST) .
 	$(PY) -c "import glob, zipfile; w = zipfile.ZipFile(glob.glob('$(DIST)/*.whl')[0]); z = zipfile.ZipFile('$(DIST)/laion_spark.zip', 'w', zipfile.ZIP_DEFLATED); [z.writestr(i, w.read(i)) for i in w.infolist() if i.filename.startswith('laion_spark/')]; z.close()"
 

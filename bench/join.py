@@ -11,7 +11,7 @@ duplicate pairs) and three tag tables keyed by LAION's hash (~95% coverage,
   ``prediction``, write parquet, then the same run counts as ours (rows out,
   null URL+TEXT, rows without each tag, tag duplicates/null hashes). DuckDB has
   no murmur3_x64_128, so the hash is computed *in Python with
-  laion_spark.hashing.laion_hash over the Arrow table DuckDB returns* and the
+  laion_spark.lake.hashing.laion_hash over the Arrow table DuckDB returns* and the
   table is handed back to DuckDB (the peer gets the same compiled hash we use).
 * **laion-spark on sail**: ``join_tags`` on the embedded Sail engine writing
   Delta (session already open: engine start is printed separately), including

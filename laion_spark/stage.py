@@ -69,7 +69,7 @@ class ParamError(InputError):
 def param(
     default: Any = dataclasses.MISSING,
     *,
-    help: str,  # noqa: A002 - the name every CLI library gives it
+    help: str,
     minimum: float | None = None,
     above: float | None = None,
     choices: tuple[str, ...] | None = None,

@@ -72,7 +72,7 @@ def _share_sail(sail: LakeSession, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(factory, "_sail", shared)
 
 
-def _restore(conf, values: dict[str, str | None]) -> None:  # noqa: ANN001 - a RuntimeConfig of either API
+def _restore(conf, values: dict[str, str | None]) -> None:  # conf: a RuntimeConfig of either API
     for key, value in values.items():
         with contextlib.suppress(Exception):
             conf.set(key, value) if value is not None else conf.unset(key)

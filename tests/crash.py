@@ -23,7 +23,7 @@ from laion_spark.cli import app
 from laion_spark.lake import tables
 
 
-class InjectedCrash(BaseException):  # noqa: N818 - it stands for a process death, not an error a job handles
+class InjectedCrash(BaseException):
     """Stands for the process dying: a ``BaseException``, so that no job's ``except Exception`` handles it."""
 
 
@@ -41,7 +41,7 @@ def commits(monkeypatch: pytest.MonkeyPatch, crash_after: int | None = None) -> 
     counter = Commits(crash_after)
     save = tables._save
 
-    def counted(writer, path: str) -> None:  # noqa: ANN001 - a DataFrameWriter of either API
+    def counted(writer, path: str) -> None:  # writer: a DataFrameWriter of either API
         if counter.crash_after is not None and counter.made >= counter.crash_after:
             raise InjectedCrash(f"injected after commit {counter.made} ({path})")
         save(writer, path)

@@ -37,12 +37,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def make_dist(folder: Path) -> tuple[Path, Path]:
-    """``make dist DIST=folder`` with this interpreter: ``(wheel, zip for --py-files)``."""
-    subprocess.run(
-        ["make", "-s", "-C", str(REPO), "dist", f"DIST={folder}", f"PY={sys.executable}", f"VENV={Path(sys.prefix)}"],
-        check=True,
-        timeout=600,
-    )
+    """``make dist DIST=folder`` with this interpreter: ``(wheel, zip for --py-files)``.
+
+    ``-o`` keeps make from reinstalling this venv (its ``venv`` prerequisite) when ``pyproject.toml`` is newer
+    than the venv's stamp, as in a fresh checkout or a second worktree sharing one venv.
+    """
+    venv = Path(sys.prefix)
+    make = ["make", "-s", "-C", str(REPO), "-o", f"{venv}/.installed", "dist"]
+    subprocess.run([*make, f"DIST={folder}", f"PY={sys.executable}", f"VENV={venv}"], check=True, timeout=600)
     return next(folder.glob("laion_spark-*.whl")), folder / "laion_spark.zip"
 
 

@@ -154,7 +154,7 @@ def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as err:  # torch raises many types for a bad file
         raise HeadFormatError(f"{path}: not a readable torch state dict ({err})") from err
     if not isinstance(state, dict):
         raise HeadFormatError(f"{path}: expected a state dict, got {type(state).__name__}")

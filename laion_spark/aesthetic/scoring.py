@@ -1,6 +1,6 @@
 """Score precomputed CLIP embedding shards with a LAION aesthetic head.
 
-The job reads the parquet_npy layout (:mod:`laion_spark.shards`) and appends
+The job reads the parquet_npy layout (:mod:`laion_spark.aesthetic.shards`) and appends
 to two lake tables under ``lake_dir``:
 
 * ``aesthetic_tags``: ``hash long, aesthetic float, collection string, shard int,

@@ -44,7 +44,7 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a record is emitted (a test runner swaps it per command)."""
 
     @property
-    def stream(self):  # noqa: ANN201 - a text stream
+    def stream(self):  # a text stream
         return sys.stderr
 
     @stream.setter

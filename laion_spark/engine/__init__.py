@@ -12,7 +12,7 @@ from .._lazy import exports
 __all__, __getattr__, __dir__ = exports(
     __name__,
     {
-        ".factory": ["DELTA_MAVEN_COORDINATE", "LakeSession", "open_session", "session"],
+        ".factory": ["DELTA_MAVEN_COORDINATE", "LakeSession", "open_session"],
         ".names": ["ENGINES", "TABLE_FORMATS"],
         ".profiles": ["EngineError", "conf_dir", "read_profile", "resolve_conf"],
         ".doctor": ["check_engine"],

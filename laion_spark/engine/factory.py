@@ -18,8 +18,7 @@ import atexit
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,16 +113,6 @@ def open_session(
     if spark is None:
         raise EngineError("engine 'active' needs a running session: use it inside spark-submit or a Databricks job")
     return _apply_conf(LakeSession(spark, engine, table_format), settings)
-
-
-@contextmanager
-def session(engine: str = "sail", **kwargs: object) -> Iterator[LakeSession]:
-    """``with session("sail") as lake: ...``: open_session that stops on exit."""
-    lake = open_session(engine, **kwargs)  # type: ignore[arg-type]
-    try:
-        yield lake
-    finally:
-        lake.stop()
 
 
 def _apply_conf(lake: LakeSession, settings: Mapping[str, str]) -> LakeSession:

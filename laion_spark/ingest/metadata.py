@@ -2,7 +2,7 @@
 
 Raw metadata (``URL, TEXT, WIDTH, HEIGHT, similarity`` [+ ``LANGUAGE``]) has
 WIDTH and HEIGHT swapped and no hash: the hash is computed per Arrow batch in
-the executors (:func:`laion_spark.hashing.laion_hash` inside ``mapInArrow``).
+the executors (:func:`laion_spark.lake.hashing.laion_hash` inside ``mapInArrow``).
 The joined variants carry ``hash`` (reused as is) and possibly tag columns.
 """
 

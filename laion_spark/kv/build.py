@@ -2,7 +2,7 @@
 
 The file is the one ``static_ondisk_kv.parquet_to_file`` writes from the same
 sorted, deduplicated rows, byte for byte (see :mod:`laion_spark.kv`), but it is
-written from Arrow batches by compiled kernels (:mod:`laion_spark.kv_records`)
+written from Arrow batches by compiled kernels (:mod:`laion_spark.kv.records`)
 instead of a Python loop per row.
 
 How the keys end up globally sorted with bounded memory on every engine:
@@ -22,7 +22,7 @@ the ranges are computed here.)
    one task (and none in another), so a task holds the rows of the ranges it
    was given, about ``max_rows_per_range`` each;
 3. in each task (``mapInArrow``): count and leave out the rows with a null
-   key, order the others (:mod:`laion_spark.radix`: nothing to do when the
+   key, order the others (:mod:`laion_spark.kv.radix`: nothing to do when the
    keys arrive in order, runs reordered when the batches hold disjoint ordered
    runs, else a compiled radix sort; duplicates then by the values in the
    duplicate rule's order), keep the first row of each key, encode the records

@@ -51,7 +51,7 @@ def table_exists(lake: LakeSession, path: str | Path) -> bool:
             return is_delta(local) and any((local / "_delta_log").glob("*.json"))
         return local.is_dir() and any(local.rglob("*.parquet"))
     try:
-        lake.spark.read.format(lake.table_format).load(text).schema  # noqa: B018
+        lake.spark.read.format(lake.table_format).load(text).schema  # noqa: B018 - reading the schema is what fails for no table
     except Exception:  # noqa: BLE001 - engines raise different types for "no table"
         return False
     return True

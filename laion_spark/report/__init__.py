@@ -5,7 +5,8 @@ Reads (each optional): ``score_distribution`` (or ``aesthetic_tags``), ``joined`
 (``index.html``, its PNG charts, ``umap_nn<k>.png`` and the caption map ``umap_map.html``)
 and the run to ``runs``. Modules: :mod:`.data`
 (what the page shows), :mod:`.charts` (PNGs), :mod:`.html` (the page), :mod:`.map` (the
-UMAP map), :mod:`.build`.
+UMAP map), :mod:`.assets` (the pages' CSS, JavaScript and HTML template: package data
+files beside the modules), :mod:`.build`.
 """
 
 from .._lazy import exports

@@ -1,4 +1,4 @@
-"""The report page: one self-contained HTML file (inline CSS, charts as base64 data URIs)."""
+"""The report page: one self-contained HTML file (``report.css`` inlined, charts as base64 data URIs)."""
 
 from __future__ import annotations
 
@@ -11,44 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..aesthetic.distribution import BUCKETS, UNIT_BUCKETS, laion_form
+from .assets import asset
 from .data import ReportData
-
-_CSS = """
-:root { --ink: #22262e; --muted: #5d6470; --line: #e3e6ea; --accent: #3b6fb6; --warn-bg: #fff4e0; --warn: #8a5200; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #f6f7f9;
-       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1040px; margin: 0 auto; padding: 28px 24px 64px; }
-h1 { font-size: 26px; margin: 0 0 4px; }
-h2 { font-size: 19px; margin: 36px 0 10px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
-h3 { font-size: 15px; margin: 18px 0 6px; }
-p.meta, .muted { color: var(--muted); font-size: 13px; }
-code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #eef0f3; padding: 1px 4px;
-       border-radius: 3px; }
-.notice { background: var(--warn-bg); color: var(--warn); border-left: 4px solid #e08a2c; padding: 10px 14px;
-          border-radius: 4px; margin: 14px 0; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; margin: 18px 0; }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
-.card .value { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; }
-.card .label { color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 0 14px; }
-ul.forms { padding-left: 18px; font-size: 13px; }
-ul.metrics { list-style: none; margin: 0; padding: 0; columns: 3 190px; column-gap: 18px; }
-ul.metrics li { break-inside: avoid; }
-ul.forms code { white-space: normal; overflow-wrap: anywhere; }
-figure { background: #fff; border: 1px solid var(--line); border-radius: 8px; margin: 12px 0; padding: 10px; }
-figure img { display: block; width: 100%; height: auto; }
-figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; }
-table { border-collapse: collapse; width: 100%; background: #fff; font-size: 13px; margin: 8px 0 16px;
-        border: 1px solid var(--line); }
-th, td { text-align: left; padding: 5px 9px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { background: #f0f2f5; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td { overflow-wrap: anywhere; }
-.url { display: inline-block; max-width: 280px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
-       vertical-align: bottom; font-size: 12px; }
-a { color: var(--accent); }
-"""
 
 
 def _e(value: object) -> str:
@@ -293,5 +257,5 @@ def render_report(
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>laion-spark report</title>\n<style>{_CSS}</style>\n</head>\n<body><main>\n{body}\n</main></body>\n</html>\n"
+        f"<title>laion-spark report</title>\n<style>\n{asset('report.css')}</style>\n</head>\n<body><main>\n{body}\n</main></body>\n</html>\n"
     )

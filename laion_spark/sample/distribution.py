@@ -19,7 +19,7 @@ PUBLISHED_2B_EN: dict[str, float] = {
     "9-10": 0.05e6,
 }
 
-#: Unit bucket names in score order (bucket ``i`` is ``[i, i + 1)``), as in ``laion_spark.distribution``.
+#: Unit bucket names in score order (bucket ``i`` is ``[i, i + 1)``), as in ``laion_spark.aesthetic.distribution``.
 UNIT_BUCKETS: tuple[str, ...] = tuple(PUBLISHED_2B_EN)
 
 

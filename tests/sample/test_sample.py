@@ -54,7 +54,7 @@ def _metadata(out: Path, collection: str) -> pa.Table:
 
 
 def _hash(url: str | None, text: str | None) -> int:
-    """LAION's hash, computed independently of laion_spark.hashing."""
+    """LAION's hash, computed independently of laion_spark.lake.hashing."""
     return mmh3.hash64(((url or "") + (text or "")).encode("utf-8"))[0]
 
 
