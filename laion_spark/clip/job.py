@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -180,14 +181,27 @@ def _tar_key(task: TarTask) -> tuple[int]:
     return (task.index,)
 
 
-def _outputs(lake_dir: str | Path, scope: dict[str, str]) -> tuple[ShardTable, ShardTable, RecordLedger[TarTask]]:
-    """``image_aesthetic_tags`` and ``image_errors`` (appended: a tar's rows are committed only where the lake
-    lacks them) and the ``image_tars`` ledger, each with the run's model, head and collection."""
-    tags, errors, tars = (
-        ShardTable(lake_table(lake_dir, name), scope, PARTITION_BY, replace=False)
-        for name in (IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE)
-    )
-    return tags, errors, RecordLedger(tars, TAR_KEY, ("embedded", "failed"), _tar_key)
+class _Tables(NamedTuple):
+    """The tables of a run: ``image_aesthetic_tags`` and ``image_errors`` (appended: a tar's rows are committed
+    only where the lake lacks them) and the ``image_tars`` ledger, each with the run's model, head and collection."""
+
+    tags: ShardTable
+    errors: ShardTable
+    ledger: RecordLedger[TarTask]
+
+    @classmethod
+    def of(cls, lake_dir: str | Path, scope: dict[str, str]) -> _Tables:
+        """The tables under ``lake_dir``, with the rows of ``scope``."""
+        tags, errors, tars = (
+            ShardTable(lake_table(lake_dir, name), scope, PARTITION_BY, replace=False)
+            for name in (IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE)
+        )
+        return cls(tags, errors, RecordLedger(tars, TAR_KEY, ("embedded", "failed"), _tar_key))
+
+    @property
+    def outputs(self) -> tuple[ShardTable, ShardTable]:
+        """The output tables, in commit order (the ledger is committed last)."""
+        return self.tags, self.errors
 
 
 def _read_staged(path: Path) -> _Staged | None:
@@ -261,7 +275,7 @@ def score_images(
     if write_embeddings is not None and Path(write_embeddings).exists() and not Path(write_embeddings).is_dir():
         raise InputError(f"--write-embeddings {write_embeddings}: exists and is not a folder")
     scope = {"head": head.name, "collection": collection, "model": spec.name}
-    tags, errors, ledger = _outputs(lake_dir, scope)
+    tables = _Tables.of(lake_dir, scope)
     job = ImageJob(
         spec=spec,
         head=head,
@@ -275,7 +289,7 @@ def score_images(
     summary.head = head.name
 
     tasks = [TarTask(n, str(p)) for n, p in zip(numbers, tars, strict=True)]
-    plan = _plan(lake, (tags, errors), ledger, tasks, job)
+    plan = _plan(lake, tables, tasks, job)
 
     progress = RunProgress(SCORE_JOB, len(tasks))
     progress.tars_done = len(plan.skipped)
@@ -284,7 +298,7 @@ def score_images(
     done: dict[int, _Staged] = {}
     for group in batched(plan.todo, tars_per_commit):
         staged = _stage(lake, job, group, times, summary)
-        _commit_group(lake, (tags, errors), ledger, plan, group, staged, job, summary.run_id)
+        _commit_group(lake, tables, plan, group, staged, job, summary.run_id)
         for task in group:
             job.staged(task.index).unlink()
             done[task.index] = staged[task.index]
@@ -303,7 +317,7 @@ def score_images(
         **{f"failed_{kind}": count for kind, count in sorted(kinds.items())},
         **{f"{step}_ms": times[step] for step in ("read", "decode", "infer", "write")},
     }
-    after = count_shards(lake, (tags, errors))
+    after = count_shards(lake, tables.outputs)
     record_run(lake, lake_dir, summary)
     wrong = unconserved({i: s.split for i, s in done.items()}, after)
     if wrong:
@@ -334,17 +348,11 @@ def _stage(
     return staged
 
 
-def _plan(
-    lake: LakeSession,
-    outputs: tuple[ShardTable, ShardTable],
-    ledger: RecordLedger[TarTask],
-    tasks: list[TarTask],
-    job: ImageJob,
-) -> ShardPlan[TarTask]:
+def _plan(lake: LakeSession, tables: _Tables, tasks: list[TarTask], job: ImageJob) -> ShardPlan[TarTask]:
     """Finished tars are skipped; others are done, unless the lake holds rows of them that match neither
     their record in ``image_tars`` nor their staged rows: then :class:`ShardsError`, before any write."""
-    held = count_shards(lake, outputs)
-    plan = plan_shards(lake, tasks, held, ledger)
+    held = count_shards(lake, tables.outputs)
+    plan = plan_shards(lake, tasks, held, tables.ledger)
     staged = {t.index: _read_staged(job.staged(t.index)) for t in plan.partial}
     plan = plan.settle({i: s.split for i, s in staged.items() if s is not None})
     if plan.refused:
@@ -360,8 +368,7 @@ def _plan(
 
 def _commit_group(
     lake: LakeSession,
-    outputs: tuple[ShardTable, ShardTable],
-    ledger: RecordLedger[TarTask],
+    tables: _Tables,
     plan: ShardPlan[TarTask],
     group: list[TarTask],
     staged: dict[int, _Staged],
@@ -369,7 +376,7 @@ def _commit_group(
     run_id: str,
 ) -> None:
     """Commit a group's staged rows: the scores and failures the lake lacks, then the tars' records."""
-    tags, errors = outputs
+    tags, errors = tables.outputs
     lacking_tags = [t for t in plan.lacking(group, 0) if staged[t.index].embedded]
     lacking_errors = [t for t in plan.lacking(group, 1) if staged[t.index].failed]
     if lacking_tags:
@@ -379,7 +386,7 @@ def _commit_group(
         rows = _staged_frame(lake, job, lacking_errors, errors.scope).where(F.col("error").isNotNull())
         rows = rows.withColumn("kind", F.split(F.col("error"), ":").getItem(0))
         write_table(lake, rows.select(*ERRORS_COLUMNS), errors.path, **errors.commit_args(lacking_errors))
-    ledger.record(lake, _records(lake, group, staged, job, tags.scope, run_id), group)
+    tables.ledger.record(lake, _records(lake, group, staged, job, tags.scope, run_id), group)
 
 
 def _records(
