@@ -1,7 +1,7 @@
 """Score precomputed CLIP embedding shards with a LAION aesthetic head.
 
-The job reads the parquet_npy layout (:mod:`laion_spark.aesthetic.shards`) and appends
-to two lake tables under ``lake_dir``:
+The job reads the parquet_npy layout (:mod:`laion_spark.aesthetic.shards`) and
+writes two lake tables under ``lake_dir``:
 
 * ``aesthetic_tags``: ``hash long, aesthetic float, collection string, shard int,
   head string``, partitioned by ``head`` then ``collection``;
@@ -13,7 +13,8 @@ to two lake tables under ``lake_dir``:
 named like a published one, the file's stem for any other ``.pth`` path. Being partition columns, ``head`` and ``collection``
 come last when the tables are read; select columns by name.
 
-How it runs:
+How it runs (the commit mechanism is :mod:`laion_spark.lake.shard_commits`; this
+module reads shards, scores them and says what each table gets):
 
 * Planning (driver, file headers only): every shard's ``.npy`` header and
   metadata footer are read; a shard whose row counts differ, whose width is not
@@ -21,9 +22,8 @@ How it runs:
   reason (reported in the summary; the CLI exits non-zero after scoring the
   good shards). Embeddings never pass through the driver.
 * Scoring: shards are committed in groups of ``shards_per_commit``; a group is
-  ``spark.range`` with one partition per shard, and ``mapInArrow`` memory-maps
-  each shard's ``.npy`` inside its task, scores it in chunks with
-  :meth:`Head.score` and hashes ``url + caption`` with :func:`laion_hash`. One
+  one task per shard, which memory-maps the shard's ``.npy``, scores it in chunks
+  with :meth:`Head.score` and hashes ``url + caption`` with :func:`laion_hash`. One
   Delta commit per group (after the table's empty creation), replacing the
   group's shards (``replaceWhere shard IN ...``): a rerun or a concurrent run of
   the same shards leaves one copy of their rows, and a crash loses at most the group in
@@ -34,12 +34,13 @@ How it runs:
   when rows are clean); their rejected rows (hash, row, reason: no embeddings) come back to
   the driver, are checked to complete the shard (``scored + rejected ==
   rows``, else the shard changed since it was scored and is refused) and are
-  committed in one append.
-* Resume: a rerun compares, per shard, the rows already in both tables with
-  the shard's row count: complete shards are skipped, shards with scores but no
-  rejected rows yet (a crash between the two commits) get only their rejected
-  rows, others are scored. A shard whose lake rows disagree with its file is
-  refused rather than mixed. ``overwrite`` rescores everything and replaces the
+  committed at the end, in one commit replacing those shards' rejected rows.
+* Resume: the tables are the ledger. A rerun counts, per shard, the rows already
+  in both tables: shards whose rows add up are skipped, shards with none are
+  scored. For the others (a crash between the two commits) the rejected rows are
+  computed before anything is written: a shard whose every table holds none or all
+  of its rows gets only what it lacks; one whose lake rows disagree with its file
+  is refused rather than mixed. ``overwrite`` rescores everything and replaces the
   head + collection partitions at the first commit of each table.
 * Conservation: a shard's rows are its metadata rows; every shard scored has
   ``scored + rejected == rows`` in the tables, and the summary satisfies
@@ -68,7 +69,19 @@ from ..errors import InvariantError
 from ..lake.hashing import laion_hash
 from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import read_table, table_exists, write_table
+from ..lake.shard_commits import (
+    CountLedger,
+    ShardCounts,
+    ShardPlan,
+    ShardTable,
+    Verdict,
+    batched,
+    count_shards,
+    map_tasks,
+    plan_shards,
+    unconserved,
+)
+from ..lake.tables import write_table
 from .heads import Head, load_head
 from .params import REJECTED_TABLE, TAGS_TABLE, ScoreEmbeddings
 from .shards import Shard, ShardLayoutError, discover_shards
@@ -98,6 +111,8 @@ REJECTED_ARROW = pa.schema(
 )
 _REJECTED_DDL = "hash long, shard int, row long, reason string"
 _METADATA_COLUMNS = ("url", "caption")
+#: Position of ``aesthetic_tags`` among the job's output tables (then ``aesthetic_tags_rejected``).
+_TAGS = 0
 
 
 @dataclass(frozen=True)
@@ -173,67 +188,51 @@ def _scored_chunks(task: ShardTask, head: Head) -> Iterator[tuple[int, pa.Record
         offset += batch.num_rows
 
 
-def _score_tasks(
-    batches: Iterator[pa.RecordBatch], *, tasks: Sequence[ShardTask], head: Head
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: for each task id, the shard's rows with a finite score."""
-    for ids in batches:
-        for task_id in ids.column(0).to_pylist():
-            task = tasks[task_id]
-            for _, meta, _, scores in _scored_chunks(task, head):
-                hashes = laion_hash(meta.column("url"), meta.column("caption"))
-                keep = np.isfinite(scores)
-                if not keep.all():
-                    hashes, scores = hashes[keep], scores[keep]
-                shard = np.full(len(scores), task.index, dtype=np.int32)
-                yield pa.RecordBatch.from_arrays(
-                    [pa.array(hashes), pa.array(scores), pa.array(shard)], schema=_SCORED_ARROW
-                )
+def _score_shard(task: ShardTask, *, head: Head) -> Iterator[pa.RecordBatch]:
+    """A task of :func:`~laion_spark.lake.shard_commits.map_tasks`: the shard's rows with a finite score."""
+    for _, meta, _, scores in _scored_chunks(task, head):
+        hashes = laion_hash(meta.column("url"), meta.column("caption"))
+        keep = np.isfinite(scores)
+        if not keep.all():
+            hashes, scores = hashes[keep], scores[keep]
+        shard = np.full(len(scores), task.index, dtype=np.int32)
+        yield pa.RecordBatch.from_arrays([pa.array(hashes), pa.array(scores), pa.array(shard)], schema=_SCORED_ARROW)
 
 
-def _reject_tasks(
-    batches: Iterator[pa.RecordBatch], *, tasks: Sequence[ShardTask], head: Head
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: for each task id, the shard's rows without a finite score, with the reason.
+def _reject_shard(task: ShardTask, *, head: Head) -> Iterator[pa.RecordBatch]:
+    """A task of :func:`~laion_spark.lake.shard_commits.map_tasks`: the shard's rows without a finite score,
+    with the reason.
 
     A unit-normalised score is non-finite exactly when the row holds NaN/inf
     (``non_finite``) or is all zeros (``all_zero``, norm 0).
     """
-    for ids in batches:
-        for task_id in ids.column(0).to_pylist():
-            task = tasks[task_id]
-            for offset, meta, chunk, scores in _scored_chunks(task, head):
-                bad = np.flatnonzero(~np.isfinite(scores))
-                if not len(bad):
-                    continue
-                picked = meta.take(pa.array(bad))
-                non_finite = ~np.isfinite(chunk[bad]).all(axis=1)
-                reason = np.where(non_finite, REASON_NON_FINITE, REASON_ALL_ZERO)
-                yield pa.RecordBatch.from_arrays(
-                    [
-                        pa.array(laion_hash(picked.column("url"), picked.column("caption"))),
-                        pa.array(np.full(len(bad), task.index, dtype=np.int32)),
-                        pa.array((offset + bad).astype(np.int64)),
-                        pa.array(reason.tolist(), pa.string()),
-                    ],
-                    schema=_REJECTED_ARROW,
-                )
-
-
-def _task_frame(lake: LakeSession, tasks: Sequence[ShardTask]) -> DataFrame:
-    """One partition per shard: task ids 0..n-1, each looked up in ``tasks`` inside its task."""
-    return lake.spark.range(0, len(tasks), 1, len(tasks))
+    for offset, meta, chunk, scores in _scored_chunks(task, head):
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if not len(bad):
+            continue
+        picked = meta.take(pa.array(bad))
+        non_finite = ~np.isfinite(chunk[bad]).all(axis=1)
+        reason = np.where(non_finite, REASON_NON_FINITE, REASON_ALL_ZERO)
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(laion_hash(picked.column("url"), picked.column("caption"))),
+                pa.array(np.full(len(bad), task.index, dtype=np.int32)),
+                pa.array((offset + bad).astype(np.int64)),
+                pa.array(reason.tolist(), pa.string()),
+            ],
+            schema=_REJECTED_ARROW,
+        )
 
 
 def scored_frame(lake: LakeSession, tasks: Sequence[ShardTask], head: Head, collection: str) -> DataFrame:
     """The ``aesthetic_tags`` rows of ``tasks`` (finite scores only), computed in executors."""
-    scored = _task_frame(lake, tasks).mapInArrow(partial(_score_tasks, tasks=tuple(tasks), head=head), _SCORED_DDL)
+    scored = map_tasks(lake, tasks, partial(_score_shard, head=head), _SCORED_DDL)
     return _with_keys(scored, head, collection).select(*TAGS_COLUMNS)
 
 
 def rejected_frame(lake: LakeSession, tasks: Sequence[ShardTask], head: Head, collection: str) -> DataFrame:
     """The ``aesthetic_tags_rejected`` rows of ``tasks``, computed in executors."""
-    rejected = _task_frame(lake, tasks).mapInArrow(partial(_reject_tasks, tasks=tuple(tasks), head=head), _REJECTED_DDL)
+    rejected = map_tasks(lake, tasks, partial(_reject_shard, head=head), _REJECTED_DDL)
     return _with_keys(rejected, head, collection).select(*REJECTED_ARROW.names)
 
 
@@ -241,23 +240,11 @@ def _with_keys(df: DataFrame, head: Head, collection: str) -> DataFrame:
     return df.withColumn("collection", F.lit(collection)).withColumn("head", F.lit(head.name))
 
 
-def shard_counts(lake: LakeSession, table: str | Path, head: str, collection: str) -> dict[int, int]:
-    """Rows per shard of ``head`` + ``collection`` in ``table`` (empty when the table does not exist)."""
-    if not table_exists(lake, table):
-        return {}
-    rows = (
-        read_table(lake, table)
-        .where((F.col("head") == head) & (F.col("collection") == collection))
-        .groupBy("shard")
-        .count()
-        .collect()
-    )
-    return {int(r["shard"]): int(r["count"]) for r in rows}
-
-
-def _batched(tasks: Sequence[ShardTask], size: int) -> Iterator[list[ShardTask]]:
-    for start in range(0, len(tasks), size):
-        yield list(tasks[start : start + size])
+def _rejected_rows(lake: LakeSession, tasks: Sequence[ShardTask], head: Head, collection: str) -> pa.Table:
+    """The rejected rows of ``tasks`` in the driver (hash, row, reason: no embeddings); empty for no task."""
+    if not tasks:
+        return REJECTED_ARROW.empty_table()
+    return rejected_frame(lake, tasks, head, collection).toArrow().cast(REJECTED_ARROW)
 
 
 def score_embeddings(lake: LakeSession, stage: ScoreEmbeddings) -> ScoreSummary:
@@ -277,89 +264,46 @@ def score_embeddings(lake: LakeSession, stage: ScoreEmbeddings) -> ScoreSummary:
     :class:`~laion_spark.errors.InvariantError` (after recording the run) when
     a shard's rows changed while it was scored.
     """
-    embeddings, head, lake_dir, collection = stage.embeddings, stage.head, stage.lake, stage.collection
-    overwrite, shards_per_commit, skip_refused = stage.overwrite, stage.shards_per_commit, stage.skip_refused
-    head = head if isinstance(head, Head) else load_head(head)
-    collection = collection or Path(embeddings).resolve().name
-    tags_path, rejected_path = lake_table(lake_dir, TAGS_TABLE), lake_table(lake_dir, REJECTED_TABLE)
-    partition = {"head": head.name, "collection": collection}
+    head, lake_dir = load_head(stage.head), stage.lake
+    collection = stage.collection or Path(stage.embeddings).resolve().name
+    scope = {"head": head.name, "collection": collection}
+    tags, rejected = (
+        ShardTable(lake_table(lake_dir, name), scope, PARTITION_BY) for name in (TAGS_TABLE, REJECTED_TABLE)
+    )
     summary = ScoreSummary(job=JOB, collection=collection, head=head.name, target=TAGS_TABLE)
-    plan = [inspect_shard(shard, head.dim) for shard in discover_shards(embeddings)]
-    summary.refused = [p for p in plan if isinstance(p, RefusedShard)]
-    good = [p for p in plan if isinstance(p, ShardTask)]
-
-    scored_before = {} if overwrite else shard_counts(lake, tags_path, head.name, collection)
-    rejected_before = {} if overwrite else shard_counts(lake, rejected_path, head.name, collection)
-    to_score, to_complete, skipped = [], [], []
-    for task in good:
-        scored, rejected = scored_before.get(task.index, 0), rejected_before.get(task.index, 0)
-        if scored == rejected == 0:
-            to_score.append(task)
-        elif scored + rejected == task.rows:
-            skipped.append(task)
-        elif rejected == 0 and scored < task.rows:
-            to_complete.append(task)  # scores committed, rejected rows not yet (crash between the two commits)
-        else:
-            summary.refused.append(_changed_since_scored(task, scored, rejected))
-    # Shards scored by an earlier run whose rejected rows are missing: their rejected rows are computed
-    # before anything is written, so that one which no longer completes its scores is refused up front.
-    completing = rejected_frame(lake, to_complete, head, collection).toArrow() if to_complete else _no_rejected()
-    completed = Counter(completing.column("shard").to_pylist())
-    for task in to_complete:
-        if scored_before[task.index] + completed.get(task.index, 0) != task.rows:
-            summary.refused.append(_changed_since_scored(task, scored_before[task.index], completed.get(task.index, 0)))
-    to_complete = [t for t in to_complete if scored_before[t.index] + completed.get(t.index, 0) == t.rows]
-    if summary.refused and not skip_refused:
+    inspected = [inspect_shard(shard, head.dim) for shard in discover_shards(stage.embeddings)]
+    summary.refused = [p for p in inspected if isinstance(p, RefusedShard)]
+    good = [p for p in inspected if isinstance(p, ShardTask)]
+    plan, completing = _plan(lake, (tags, rejected), good, head, collection, stage.overwrite)
+    summary.refused += [_changed_since_scored(task, *plan.held.of(task.index)) for task in plan.refused]
+    if summary.refused and not stage.skip_refused:
         first = summary.refused[0]
         raise ShardLayoutError(
-            f"{embeddings}: {len(summary.refused)} of {len(plan)} shard(s) refused, first shard {first.index} "
+            f"{stage.embeddings}: {len(summary.refused)} of {len(inspected)} shard(s) refused, first shard {first.index} "
             f"({first.npy}): {first.reason}; nothing was scored (--skip-refused scores the others)"
         )
 
-    whole = overwrite  # --overwrite: the first commit replaces the head + collection partition
-    for group in _batched(to_score, shards_per_commit):
-        write_table(
-            lake,
-            scored_frame(lake, group, head, collection),
-            tags_path,
-            partition_by=PARTITION_BY,
-            replace_partition=partition,
-            replace_rows=None if whole else _shards(group),
-        )
-        whole = False
-
-    scored_after = shard_counts(lake, tags_path, head.name, collection)
-    short = [t for t in to_score if scored_after.get(t.index, 0) < t.rows]
-    rejected_rows = rejected_frame(lake, short, head, collection).toArrow() if short else _no_rejected()
-    rejected_rows = pa.concat_tables([completing.cast(REJECTED_ARROW), rejected_rows.cast(REJECTED_ARROW)])
-    rejected_after = Counter(rejected_rows.column("shard").to_pylist())
-    handled, changed = [], []
-    for task in to_score + to_complete:
-        scored, rejected = scored_after.get(task.index, 0), rejected_after.get(task.index, 0)
-        if scored + rejected == task.rows:
-            handled.append(task)
-        else:
-            changed.append(_changed_since_scored(task, scored, rejected))
+    _score_groups(
+        lake, tags, plan.lacking(plan.todo, _TAGS), head, collection, stage.shards_per_commit, stage.overwrite
+    )
+    scored_after = tags.counts(lake)
+    handled, changed, rejected_rows = _check_rows(lake, plan, completing, scored_after, head, collection)
     summary.refused.extend(changed)
-    kept = pc.is_in(rejected_rows.column("shard"), pa.array([t.index for t in handled], pa.int32()))
-    rejected_rows = rejected_rows.filter(kept)
-    if rejected_rows.num_rows or overwrite:
+    if rejected_rows.num_rows or stage.overwrite:
         write_table(
             lake,
             lake.spark.createDataFrame(rejected_rows, from_arrow_schema(REJECTED_ARROW)),
-            rejected_path,
-            partition_by=PARTITION_BY,
-            replace_partition=partition,
-            replace_rows=None if overwrite else _shards(handled),
+            rejected.path,
+            **rejected.commit_args(handled, whole=stage.overwrite),
         )
 
     summary.metrics = {
-        "shards_total": len(plan),
-        "shards_skipped": len(skipped),
+        "shards_total": len(inspected),
+        "shards_skipped": len(plan.skipped),
         "shards_scored": len(handled),
         "shards_refused": len(summary.refused),
-        "rows_in": sum(p.rows for p in plan),
-        "rows_skipped": sum(t.rows for t in skipped),
+        "rows_in": sum(p.rows for p in inspected),
+        "rows_skipped": sum(t.rows for t in plan.skipped),
         "rows_scored": sum(scored_after.get(t.index, 0) for t in handled),
         "rows_rejected": rejected_rows.num_rows,
         "rows_refused": sum(r.rows for r in summary.refused),
@@ -376,9 +320,76 @@ def score_embeddings(lake: LakeSession, stage: ScoreEmbeddings) -> ScoreSummary:
     return summary
 
 
-def _shards(tasks: Sequence[ShardTask]) -> str:
-    """The ``replaceWhere`` predicate of these shards' rows: a rerun (or a concurrent run) replaces, never doubles."""
-    return f"shard IN ({', '.join(str(t.index) for t in tasks)})" if tasks else "false"
+def _plan(
+    lake: LakeSession,
+    tables: tuple[ShardTable, ShardTable],
+    tasks: list[ShardTask],
+    head: Head,
+    collection: str,
+    overwrite: bool,
+) -> tuple[ShardPlan[ShardTask], pa.Table]:
+    """What the run does with each shard, and the rejected rows of the shards the lake holds part of.
+
+    Complete shards (scored + rejected rows in the lake = the shard's rows) are skipped; shards with no row
+    in the lake (every shard with ``overwrite``) are scored. The others (a crash between the two commits)
+    have their rejected rows computed before anything is written: a shard whose tables each hold none or all
+    of its rows is completed with what it lacks, others are refused (changed since they were scored).
+    """
+    held = ShardCounts(({}, {})) if overwrite else count_shards(lake, tables)
+    plan = plan_shards(lake, tasks, held, CountLedger({t.index: t.rows for t in tasks}))
+    completing = _rejected_rows(lake, plan.partial, head, collection)
+    rejected = Counter(completing.column("shard").to_pylist())
+    expected = {t.index: (t.rows - rejected[t.index], rejected[t.index]) for t in plan.partial}
+    return plan.settle(expected), completing
+
+
+def _score_groups(
+    lake: LakeSession,
+    tags: ShardTable,
+    tasks: Sequence[ShardTask],
+    head: Head,
+    collection: str,
+    shards_per_commit: int,
+    overwrite: bool,
+) -> None:
+    """Score ``tasks`` into ``tags``, one commit per group replacing the group's shards (with ``overwrite``,
+    the first commit replaces the whole head + collection partition)."""
+    whole = overwrite
+    for group in batched(tasks, shards_per_commit):
+        write_table(
+            lake,
+            scored_frame(lake, group, head, collection),
+            tags.path,
+            **tags.commit_args(group, whole=whole),
+        )
+        whole = False
+
+
+def _check_rows(
+    lake: LakeSession,
+    plan: ShardPlan[ShardTask],
+    completing: pa.Table,
+    scored: dict[int, int],
+    head: Head,
+    collection: str,
+) -> tuple[list[ShardTask], list[RefusedShard], pa.Table]:
+    """The shards of ``plan.todo`` whose ``scored`` rows (in the lake) and rejected rows add up to their rows,
+    those that do not (changed while they were scored), and the rejected rows of the first.
+
+    The rejected rows of resumed shards are ``completing`` (computed while planning); fresh shards that came
+    out short are read again (no second pass at all when rows are clean).
+    """
+    short = [t for t in plan.having(Verdict.FRESH) if scored.get(t.index, 0) < t.rows]
+    rejected_rows = pa.concat_tables([completing, _rejected_rows(lake, short, head, collection)])
+    rejected = Counter(rejected_rows.column("shard").to_pylist())
+    expected = {t.index: (t.rows - rejected[t.index], rejected[t.index]) for t in plan.todo}
+    wrong = set(unconserved(expected, ShardCounts((scored, rejected))))
+    handled = [t for t in plan.todo if t.index not in wrong]
+    changed = [
+        _changed_since_scored(t, scored.get(t.index, 0), rejected[t.index]) for t in plan.todo if t.index in wrong
+    ]
+    kept = pc.is_in(rejected_rows.column("shard"), pa.array([t.index for t in handled], pa.int32()))
+    return handled, changed, rejected_rows.filter(kept)
 
 
 def _changed_since_scored(task: ShardTask, scored: int, rejected: int) -> RefusedShard:
@@ -387,8 +398,3 @@ def _changed_since_scored(task: ShardTask, scored: int, rejected: int) -> Refuse
         "(changed since it was scored?); rerun with --overwrite"
     )
     return RefusedShard(task.index, task.npy, task.rows, reason)
-
-
-def _no_rejected() -> pa.Table:
-    """An empty rejected-rows table (what a run with no bad rows commits on overwrite)."""
-    return REJECTED_ARROW.empty_table()

@@ -6,9 +6,9 @@ the model runs on chunk ``k`` (decoding is the usual bottleneck), embeds the ima
 (L2-normalised), scores them with the head, and hashes ``url + caption`` with LAION's hash. Every sample
 gives one row (:data:`ROWS_SCHEMA`): a score, or a null score and an error string.
 
-:func:`score_tar_tasks` is the ``mapInArrow`` body: per task id, it runs :func:`embed_tar` on its tar,
-writes the embedding shard (when asked) and the tar's rows to the staging folder, each atomically, and
-yields one summary row (:data:`SUMMARY_SCHEMA`). The model comes from the process-wide cache, built
+:func:`score_tar_task` is a task of :func:`~laion_spark.lake.shard_commits.map_tasks`: it runs
+:func:`embed_tar` on its tar, writes the embedding shard (when asked) and the tar's rows to the staging
+folder, each atomically, and yields one summary row (:data:`SUMMARY_SCHEMA`). The model comes from the process-wide cache, built
 inside the worker on first use.
 """
 
@@ -237,12 +237,8 @@ def score_tar(task: TarTask, job: ImageJob, clip: ClipModel) -> dict[str, float 
     }
 
 
-def score_tar_tasks(
-    batches: Iterator[pa.RecordBatch], *, tasks: Sequence[TarTask], job: ImageJob
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: for each task id, :func:`score_tar` of ``tasks[id]``, one summary row per tar."""
-    for ids in batches:
-        for task_id in ids.column(0).to_pylist():
-            clip = load_model(job.spec, job.device)
-            summary = score_tar(tasks[task_id], job, clip)
-            yield pa.RecordBatch.from_pylist([summary], schema=SUMMARY_SCHEMA)
+def score_tar_task(task: TarTask, *, job: ImageJob) -> Iterator[pa.RecordBatch]:
+    """A task of :func:`~laion_spark.lake.shard_commits.map_tasks`: :func:`score_tar` of one tar with the
+    process-wide cached model, as its summary row."""
+    clip = load_model(job.spec, job.device)
+    yield pa.RecordBatch.from_pylist([score_tar(task, job, clip)], schema=SUMMARY_SCHEMA)

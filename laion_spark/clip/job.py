@@ -15,16 +15,17 @@
 
 ``hash`` is LAION's hash of ``url + caption`` (url from ``KEY.json``, caption from ``KEY.txt``).
 
-How it runs: tars are scored in groups of ``tars_per_commit``; a group is ``spark.range`` with one
-partition per tar and ``mapInArrow`` (:func:`~laion_spark.clip.images.score_tar_tasks`) reads each tar
-inside its task, embeds, scores, and writes the tar's embedding shard and its rows to a staging file
+How it runs (the commit mechanism is :mod:`laion_spark.lake.shard_commits`): tars are scored in groups
+of ``tars_per_commit``; a group is one task per tar (:func:`~laion_spark.clip.images.score_tar_task`),
+which reads its tar, embeds, scores, and writes the tar's embedding shard and its rows to a staging file
 (``lake_dir/_staging/score-images/<digest>/rows_XXXX.parquet``). The driver then commits the group's
 rows to ``image_aesthetic_tags`` and ``image_errors`` and, last, its tars to ``image_tars``, then
 removes the staging files. The inference runs once; the lake commits read the staged rows.
 
-Resume: a tar in ``image_tars`` (same model, head and collection) is finished and skipped. A tar killed
-between the commits of its group has its rows staged still: only the commits it lacks are made (its
-rows in the lake must be none or all of its staged rows), so every tar is in each table exactly once.
+Resume: ``image_tars`` is the ledger, keyed by :data:`TAR_KEY`: a tar recorded there (same model, head
+and collection) is finished and skipped. A tar killed between the commits of its group has its rows
+staged still: only the commits it lacks are made (its rows in the lake must be none or all of its staged
+rows), so every tar is in each table exactly once.
 A tar whose lake rows disagree with its record or its staged rows is refused before anything is
 written. Conservation: for every tar ``rows = embedded + failed``, and after the run the tables hold
 exactly those counts (:class:`~laion_spark.errors.InvariantError` otherwise).
@@ -35,14 +36,15 @@ from __future__ import annotations
 import glob
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -52,8 +54,18 @@ from ..errors import InputError, InvariantError
 from ..lake.columns import require_columns
 from ..lake.layout import is_local, lake_table, table_path
 from ..lake.runs import RunSummary, record_run
-from ..lake.tables import read_table, table_exists, write_table
-from .images import SUMMARY_DDL, ImageJob, TarTask, score_tar_tasks
+from ..lake.shard_commits import (
+    RecordLedger,
+    ShardPlan,
+    ShardTable,
+    batched,
+    count_shards,
+    map_tasks,
+    plan_shards,
+    unconserved,
+)
+from ..lake.tables import read_table, write_table
+from .images import SUMMARY_DDL, ImageJob, TarTask, score_tar_task
 from .model import ModelSpec
 from .params import (
     IMAGE_ERRORS_TABLE,
@@ -87,6 +99,8 @@ TARS_SCHEMA = pa.schema(
         ("collection", pa.string()),
     ]
 )
+#: The columns of ``image_tars`` that identify a tar (the ledger's key; :func:`_tar_key` gives a task's values).
+TAR_KEY = ("shard",)
 _GLOB_CHARS = "*?["
 
 
@@ -113,6 +127,16 @@ class _Staged:
     embedded: int
     failed: int
     kinds: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rows(self) -> int:
+        """The tar's rows: embedded and failed."""
+        return self.embedded + self.failed
+
+    @property
+    def split(self) -> tuple[int, int]:
+        """The rows the tar gives ``image_aesthetic_tags`` and ``image_errors``."""
+        return self.embedded, self.failed
 
 
 def resolve_tars(shards: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -149,28 +173,32 @@ def shard_numbers(tars: Sequence[Path]) -> list[int]:
     return list(range(len(tars)))
 
 
-def _matching(keys: dict[str, str]) -> Column:
-    """Rows whose every column of ``keys`` equals its value."""
-    condition = F.lit(True)
-    for column, value in keys.items():
-        condition = condition & (F.col(column) == value)
-    return condition
+def _tar_key(task: TarTask) -> tuple[int]:
+    """A tar's key in ``image_tars`` (its columns are :data:`TAR_KEY`): its shard number."""
+    return (task.index,)
 
 
-def _counts(lake: LakeSession, table: str, keys: dict[str, str]) -> dict[int, int]:
-    """Rows per shard of ``table`` where every column of ``keys`` equals its value (empty without a table)."""
-    if not table_exists(lake, table):
-        return {}
-    rows = read_table(lake, table).where(_matching(keys)).groupBy("shard").count().collect()
-    return {int(r["shard"]): int(r["count"]) for r in rows}
+class _Tables(NamedTuple):
+    """The tables of a run: ``image_aesthetic_tags`` and ``image_errors`` (appended: a tar's rows are committed
+    only where the lake lacks them) and the ``image_tars`` ledger, each with the run's model, head and collection."""
 
+    tags: ShardTable
+    errors: ShardTable
+    ledger: RecordLedger[TarTask]
 
-def _finished(lake: LakeSession, table: str, keys: dict[str, str]) -> dict[int, tuple[int, int]]:
-    """Shard -> (embedded, failed) of the tars ``image_tars`` records as finished."""
-    if not table_exists(lake, table):
-        return {}
-    rows = read_table(lake, table).where(_matching(keys)).select("shard", "embedded", "failed").collect()
-    return {int(r["shard"]): (int(r["embedded"]), int(r["failed"])) for r in rows}
+    @classmethod
+    def of(cls, lake_dir: str | Path, scope: dict[str, str]) -> _Tables:
+        """The tables under ``lake_dir``, with the rows of ``scope``."""
+        tags, errors, tars = (
+            ShardTable(lake_table(lake_dir, name), scope, PARTITION_BY, replace=False)
+            for name in (IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE)
+        )
+        return cls(tags, errors, RecordLedger(tars, TAR_KEY, ("embedded", "failed"), _tar_key))
+
+    @property
+    def outputs(self) -> tuple[ShardTable, ShardTable]:
+        """The output tables, in commit order (the ledger is committed last)."""
+        return self.tags, self.errors
 
 
 def _read_staged(path: Path) -> _Staged | None:
@@ -197,11 +225,6 @@ def _staging_dir(lake_dir: str | Path, spec: ModelSpec, head: Head, collection: 
     return Path(table_path(lake_dir)) / "_staging" / SCORE_JOB / digest
 
 
-def _batched(tasks: Sequence[TarTask], size: int) -> Iterator[list[TarTask]]:
-    for start in range(0, len(tasks), size):
-        yield list(tasks[start : start + size])
-
-
 def score_images(lake: LakeSession, stage: ScoreImages) -> ImageScoreSummary:
     """Embed and score the images of the webdataset tars ``stage.shards`` into ``stage.lake`` (see the module
     docstring; :class:`~laion_spark.clip.params.ScoreImages` lists the parameters).
@@ -215,13 +238,7 @@ def score_images(lake: LakeSession, stage: ScoreImages) -> ImageScoreSummary:
     the tables do not hold exactly each tar's rows.
     """
     spec, head = ModelSpec.parse(stage.model), load_head(stage.head)
-    shards, lake_dir, write_embeddings, collection = stage.shards, stage.lake, stage.write_embeddings, stage.collection
-    batch_size, tars_per_commit, threads, decode_timeout = (
-        stage.batch_size,
-        stage.tars_per_commit,
-        stage.threads,
-        stage.decode_timeout,
-    )
+    lake_dir, write_embeddings = stage.lake, stage.write_embeddings
     if spec.embed_dim() != head.dim:
         raise InputError(
             f"head {head.name} takes {head.dim}-wide embeddings but model {spec.name} gives {spec.embed_dim()}"
@@ -230,49 +247,41 @@ def score_images(lake: LakeSession, stage: ScoreImages) -> ImageScoreSummary:
         raise InputError(
             "score-images writes staging and embedding files from its tasks: give local (or mounted) folders"
         )
-    tars = resolve_tars(shards)
+    tars = resolve_tars(stage.shards)
     numbers = shard_numbers(tars)
-    collection = collection or tars[0].parent.name
+    collection = stage.collection or tars[0].parent.name
     if write_embeddings is not None and Path(write_embeddings).exists() and not Path(write_embeddings).is_dir():
         raise InputError(f"--write-embeddings {write_embeddings}: exists and is not a folder")
-    keys = {"head": head.name, "collection": collection, "model": spec.name}
-    tables = {name: lake_table(lake_dir, name) for name in (IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE)}
+    scope = {"head": head.name, "collection": collection, "model": spec.name}
+    tables = _Tables.of(lake_dir, scope)
     job = ImageJob(
         spec=spec,
         head=head,
         staging=str(_staging_dir(lake_dir, spec, head, collection)),
         embeddings=str(Path(write_embeddings).resolve()) if write_embeddings is not None else None,
-        batch_size=batch_size,
-        threads=threads,
-        timeout=decode_timeout,
+        batch_size=stage.batch_size,
+        threads=stage.threads,
+        timeout=stage.decode_timeout,
     )
     summary = ImageScoreSummary(job=SCORE_JOB, collection=collection, target=IMAGE_TAGS_TABLE, model=spec.name)
     summary.head = head.name
 
     tasks = [TarTask(n, str(p)) for n, p in zip(numbers, tars, strict=True)]
-    plan = _plan(lake, tables, keys, tasks, job)
+    plan = _plan(lake, tables, tasks, job)
 
     progress = RunProgress(SCORE_JOB, len(tasks))
     progress.tars_done = len(plan.skipped)
     kinds: Counter[str] = Counter()
     times: Counter[str] = Counter()
     done: dict[int, _Staged] = {}
-    for group in _batched(plan.todo, tars_per_commit):
-        compute = [t for t in group if not _reusable(job, t)]
-        if compute:
-            frame = lake.spark.range(0, len(compute), 1, len(compute))
-            for row in frame.mapInArrow(partial(score_tar_tasks, tasks=tuple(compute), job=job), SUMMARY_DDL).collect():
-                times.update({k: round(1000 * row[f"{k}_s"]) for k in ("read", "decode", "infer", "write")})
-        staged = {t.index: _read_staged(job.staged(t.index)) for t in group}
-        missing = [t for t in group if staged[t.index] is None]
-        if missing:
-            raise InvariantError(f"{missing[0].path}: its task finished but left no staged rows", summary)
-        _commit_group(lake, tables, group, staged, plan.tagged, plan.failed, job, keys, summary.run_id)
+    for group in batched(plan.todo, stage.tars_per_commit):
+        staged = _stage(lake, job, group, times, summary)
+        _commit_group(lake, tables, plan, group, staged, job, summary.run_id)
         for task in group:
             job.staged(task.index).unlink()
             done[task.index] = staged[task.index]
             kinds.update(staged[task.index].kinds)
-        progress.committed(len(group), sum(staged[t.index].embedded + staged[t.index].failed for t in group))
+        progress.committed(len(group), sum(staged[t.index].rows for t in group))
     _remove_empty(Path(job.staging))
 
     summary.metrics = {
@@ -280,119 +289,121 @@ def score_images(lake: LakeSession, stage: ScoreImages) -> ImageScoreSummary:
         "tars_skipped": len(plan.skipped),
         "tars_scored": len(done),
         "rows_skipped": sum(sum(plan.finished[t.index]) for t in plan.skipped),
-        "rows_in": sum(s.embedded + s.failed for s in done.values()),
+        "rows_in": sum(s.rows for s in done.values()),
         "rows_embedded": sum(s.embedded for s in done.values()),
         "rows_failed": sum(s.failed for s in done.values()),
         **{f"failed_{kind}": count for kind, count in sorted(kinds.items())},
         **{f"{step}_ms": times[step] for step in ("read", "decode", "infer", "write")},
     }
-    tagged_after = _counts(lake, tables[IMAGE_TAGS_TABLE], keys)
-    failed_after = _counts(lake, tables[IMAGE_ERRORS_TABLE], keys)
+    after = count_shards(lake, tables.outputs)
     record_run(lake, lake_dir, summary)
-    wrong = [i for i, s in done.items() if (tagged_after.get(i, 0), failed_after.get(i, 0)) != (s.embedded, s.failed)]
+    wrong = unconserved({i: s.split for i, s in done.items()}, after)
     if wrong:
+        held, staged = after.of(wrong[0]), done[wrong[0]]
         raise InvariantError(
             f"{len(wrong)} tar(s) are not in the lake exactly once, first shard {wrong[0]}: "
-            f"{tagged_after.get(wrong[0], 0)} scored + {failed_after.get(wrong[0], 0)} failed rows, "
-            f"expected {done[wrong[0]].embedded} + {done[wrong[0]].failed}",
+            f"{held[0]} scored + {held[1]} failed rows, expected {staged.embedded} + {staged.failed}",
             summary,
         )
     return summary
 
 
-@dataclass
-class _Plan:
-    """What a run does with each tar, from the lake's rows before it starts."""
+def _stage(
+    lake: LakeSession, job: ImageJob, group: list[TarTask], times: Counter[str], summary: ImageScoreSummary
+) -> dict[int, _Staged]:
+    """Embed and score the group's tars whose staged rows cannot be reused (adding their step times to
+    ``times``); the staged counts of every tar of the group. :class:`InvariantError` for a tar left unstaged."""
+    compute = [t for t in group if not _reusable(job, t)]
+    if compute:
+        for row in map_tasks(lake, compute, partial(score_tar_task, job=job), SUMMARY_DDL).collect():
+            times.update({k: round(1000 * row[f"{k}_s"]) for k in ("read", "decode", "infer", "write")})
+    staged: dict[int, _Staged] = {}
+    for task in group:
+        counts = _read_staged(job.staged(task.index))
+        if counts is None:
+            raise InvariantError(f"{task.path}: its task finished but left no staged rows", summary)
+        staged[task.index] = counts
+    return staged
 
-    todo: list[TarTask]
-    skipped: list[TarTask]
-    finished: dict[int, tuple[int, int]]
-    tagged: dict[int, int]
-    failed: dict[int, int]
 
-
-def _plan(
-    lake: LakeSession, tables: dict[str, str], keys: dict[str, str], tasks: list[TarTask], job: ImageJob
-) -> _Plan:
+def _plan(lake: LakeSession, tables: _Tables, tasks: list[TarTask], job: ImageJob) -> ShardPlan[TarTask]:
     """Finished tars are skipped; others are done, unless the lake holds rows of them that match neither
     their record in ``image_tars`` nor their staged rows: then :class:`ShardsError`, before any write."""
-    finished = _finished(lake, tables[IMAGE_TARS_TABLE], keys)
-    tagged = _counts(lake, tables[IMAGE_TAGS_TABLE], keys)
-    failed = _counts(lake, tables[IMAGE_ERRORS_TABLE], keys)
-    todo, skipped, refused = [], [], []
-    for task in tasks:
-        have = (tagged.get(task.index, 0), failed.get(task.index, 0))
-        if task.index in finished:
-            (skipped if have == finished[task.index] else refused).append(task)
-            continue
-        staged = _read_staged(job.staged(task.index))
-        partial_ok = have == (0, 0) or (
-            staged is not None and have[0] in (0, staged.embedded) and have[1] in (0, staged.failed)
-        )
-        (todo if partial_ok else refused).append(task)
-    if refused:
-        first = refused[0]
+    held = count_shards(lake, tables.outputs)
+    plan = plan_shards(lake, tasks, held, tables.ledger)
+    staged = {t.index: _read_staged(job.staged(t.index)) for t in plan.partial}
+    plan = plan.settle({i: s.split for i, s in staged.items() if s is not None})
+    if plan.refused:
+        first = plan.refused[0]
+        tagged, failed = held.of(first.index)
         raise ShardsError(
-            f"{len(refused)} tar(s) refused, first {first.path} (shard {first.index}): the lake holds "
-            f"{tagged.get(first.index, 0)} scored and {failed.get(first.index, 0)} failed rows of it, which match "
-            "neither its record in image_tars nor its staged rows; nothing was scored"
+            f"{len(plan.refused)} tar(s) refused, first {first.path} (shard {first.index}): the lake holds "
+            f"{tagged} scored and {failed} failed rows of it, which match neither its record in image_tars nor "
+            "its staged rows; nothing was scored"
         )
-    return _Plan(todo, skipped, finished, tagged, failed)
+    return plan
 
 
 def _commit_group(
     lake: LakeSession,
-    tables: dict[str, str],
+    tables: _Tables,
+    plan: ShardPlan[TarTask],
     group: list[TarTask],
-    staged: dict[int, _Staged | None],
-    tagged: dict[int, int],
-    failed: dict[int, int],
+    staged: dict[int, _Staged],
     job: ImageJob,
-    keys: dict[str, str],
     run_id: str,
 ) -> None:
     """Commit a group's staged rows: the scores and failures the lake lacks, then the tars' records."""
-    lacking_tags = [t for t in group if tagged.get(t.index, 0) == 0 and staged[t.index].embedded]
-    lacking_errors = [t for t in group if failed.get(t.index, 0) == 0 and staged[t.index].failed]
+    tags, errors = tables.outputs
+    lacking_tags = [t for t in plan.lacking(group, 0) if staged[t.index].embedded]
+    lacking_errors = [t for t in plan.lacking(group, 1) if staged[t.index].failed]
     if lacking_tags:
-        rows = _staged_frame(lake, job, lacking_tags, keys).where(F.col("error").isNull())
-        write_table(lake, rows.select(*TAGS_COLUMNS), tables[IMAGE_TAGS_TABLE], partition_by=PARTITION_BY)
+        rows = _staged_frame(lake, job, lacking_tags, tags.scope).where(F.col("error").isNull())
+        write_table(lake, rows.select(*TAGS_COLUMNS), tags.path, **tags.commit_args(lacking_tags))
     if lacking_errors:
-        rows = _staged_frame(lake, job, lacking_errors, keys).where(F.col("error").isNotNull())
+        rows = _staged_frame(lake, job, lacking_errors, errors.scope).where(F.col("error").isNotNull())
         rows = rows.withColumn("kind", F.split(F.col("error"), ":").getItem(0))
-        write_table(lake, rows.select(*ERRORS_COLUMNS), tables[IMAGE_ERRORS_TABLE], partition_by=PARTITION_BY)
+        write_table(lake, rows.select(*ERRORS_COLUMNS), errors.path, **errors.commit_args(lacking_errors))
+    tables.ledger.record(lake, _records(lake, group, staged, job, tags.scope, run_id), group)
+
+
+def _records(
+    lake: LakeSession,
+    group: list[TarTask],
+    staged: dict[int, _Staged],
+    job: ImageJob,
+    scope: Mapping[str, str],
+    run_id: str,
+) -> DataFrame:
+    """The ``image_tars`` records of a group's tars (:data:`TARS_SCHEMA`), keyed by :data:`TAR_KEY`."""
     records = pa.table(
         {
             "shard": [t.index for t in group],
             "tar": [t.path for t in group],
-            "rows": [staged[t.index].embedded + staged[t.index].failed for t in group],
+            "rows": [staged[t.index].rows for t in group],
             "embedded": [staged[t.index].embedded for t in group],
             "failed": [staged[t.index].failed for t in group],
-            "model": [keys["model"]] * len(group),
+            "model": [scope["model"]] * len(group),
             "run_id": [run_id] * len(group),
             "embeddings": [job.embeddings] * len(group),
-            "head": [keys["head"]] * len(group),
-            "collection": [keys["collection"]] * len(group),
+            "head": [scope["head"]] * len(group),
+            "collection": [scope["collection"]] * len(group),
         },
         schema=TARS_SCHEMA,
     )
-    write_table(
-        lake,
-        lake.spark.createDataFrame(records.to_pandas(), from_arrow_schema(TARS_SCHEMA)),
-        tables[IMAGE_TARS_TABLE],
-        partition_by=PARTITION_BY,
-    )
+    return lake.spark.createDataFrame(records.to_pandas(), from_arrow_schema(TARS_SCHEMA))
 
 
-def _staged_frame(lake: LakeSession, job: ImageJob, tasks: list[TarTask], keys: dict[str, str]) -> DataFrame:
-    """The staged rows of ``tasks`` with their shard number, model, source, head and collection."""
+def _staged_frame(lake: LakeSession, job: ImageJob, tasks: list[TarTask], scope: Mapping[str, str]) -> DataFrame:
+    """The staged rows of ``tasks`` with their shard number, source and the columns of ``scope`` (model, head,
+    collection)."""
     frames = [
         lake.spark.read.parquet(str(job.staged(t.index))).withColumn("shard", F.lit(t.index).cast("int")) for t in tasks
     ]
     frame = frames[0]
     for other in frames[1:]:
         frame = frame.unionByName(other)
-    for column, value in {**keys, "source": SOURCE_IMAGES}.items():
+    for column, value in {**scope, "source": SOURCE_IMAGES}.items():
         frame = frame.withColumn(column, F.lit(value))
     return frame
 

@@ -1,4 +1,5 @@
-"""The lake: table helpers, column checks, run summaries, LAION's collections and column layouts, and the LAION hash.
+"""The lake: table helpers, the sharded-commit engine, column checks, run summaries, LAION's collections and
+column layouts, and the LAION hash.
 
 Tables read: any lake table, for the jobs (``read_table``). Tables written:
 ``runs`` (``record_run``: one row per metric of every job run); the other
@@ -23,6 +24,20 @@ __all__, __getattr__, __dir__ = exports(
         ],
         ".layout": ["BOOKKEEPING", "COLLECTIONS", "RUNS_TABLE", "STAGES_TABLE", "is_local", "lake_table", "table_path"],
         ".runs": ["RUNS_SCHEMA", "RunSummary", "record_run"],
+        ".shard_commits": [
+            "CountLedger",
+            "Ledger",
+            "RecordLedger",
+            "ShardCounts",
+            "ShardPlan",
+            "ShardTable",
+            "Verdict",
+            "batched",
+            "count_shards",
+            "map_tasks",
+            "plan_shards",
+            "unconserved",
+        ],
         ".collections": ["JOINED_SCHEMA", "raw_schema"],
         ".hashing": ["laion_hash"],
         ".columns": ["KINDS", "ColumnError", "require_columns"],
