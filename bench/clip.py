@@ -57,8 +57,9 @@ from .clip_inputs import laion_like_captions, write_tars
 BATCH = 64
 
 
-def plain_image_loop(tars: list[Path], clip: ClipModel, head: Head, out: Path) -> int:
-    """The baseline a user writes with open_clip: decode image by image, embed in batches, score, save."""
+def plain_image_loop(tars: list[Path], clip: ClipModel, head: Head, out: Path, batch_size: int = BATCH) -> int:
+    """The baseline a user writes with open_clip: decode image by image, embed in batches of ``batch_size`` on
+    the model's device and precision, score, save; the rows embedded."""
     out.mkdir(parents=True)
     rows = 0
     for tar in tars:
@@ -73,9 +74,9 @@ def plain_image_loop(tars: list[Path], clip: ClipModel, head: Head, out: Path) -
                     continue
         embeddings = []
         with torch.inference_mode():
-            for start in range(0, len(pixels), BATCH):
-                batch = torch.stack(pixels[start : start + BATCH])
-                embeddings.append(clip.model.encode_image(batch, normalize=True).numpy())
+            for start in range(0, len(pixels), batch_size):
+                batch = torch.stack(pixels[start : start + batch_size]).to(clip.device, clip.dtype)
+                embeddings.append(clip.model.encode_image(batch, normalize=True).float().cpu().numpy())
         emb = np.concatenate(embeddings)
         head.score(emb)
         np.save(out / f"{tar.stem}.npy", emb.astype(np.float16))
