@@ -6,10 +6,11 @@ DEMO_OUT ?= demo-out
 DEMO_ROWS ?= 20000
 DIST ?= dist
 PYTEST_ARGS ?=
+GPU_WHEELS ?= .gpu-wheels
 # LAION's real ViT-L/14 head, read in place when the shared reference data is beside the checkout.
 DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit_l_14_linear.pth)
 
-.PHONY: venv demo test test-all lint lint-js bench bench-scale bench-gpu dist clean
+.PHONY: venv demo test test-all lint lint-js bench bench-scale bench-gpu gpu-wheels dist clean
 
 venv: $(VENV)/.installed
 
@@ -55,6 +56,13 @@ bench-scale: venv
 # On a machine with a CUDA GPU (no Spark needed): ViT-L/14 images and ViT-B/32 captions in fp16.
 bench-gpu: venv
 	$(PY) -m bench.clip_gpu
+
+# The folder bench/gpu_check.sh needs on a bare GPU machine (Python 3.12 there): open_clip, ftfy, wcwidth,
+# mmh3, timm, the Spark Connect client, pysail (xz) and this package's wheel; checks that it fits in one
+# device call beside the working tree (64 MiB). Uses the dev venv (make venv) without changing it.
+gpu-wheels:
+	@test -x $(PY) || { echo "error: no $(PY): run make venv first" >&2; exit 2; }
+	$(PY) -m bench.gpu_wheels $(GPU_WHEELS)
 
 # A wheel for cluster images and a zip of the package for spark-submit --py-files, both carrying conf/
 # as laion_spark/conf (the zip holds the wheel's laion_spark/ files). A stale egg-info would add files that

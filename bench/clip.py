@@ -58,8 +58,9 @@ from .clip_inputs import laion_like_captions, write_tars
 BATCH = 64
 
 
-def plain_image_loop(tars: list[Path], clip: ClipModel, head: Head, out: Path) -> int:
-    """The baseline a user writes with open_clip: decode image by image, embed in batches, score, save."""
+def plain_image_loop(tars: list[Path], clip: ClipModel, head: Head, out: Path, batch_size: int = BATCH) -> int:
+    """The baseline a user writes with open_clip: decode image by image, embed in batches of ``batch_size`` on
+    the model's device and precision, score, save; the rows embedded."""
     out.mkdir(parents=True)
     rows = 0
     for tar in tars:
@@ -74,9 +75,9 @@ def plain_image_loop(tars: list[Path], clip: ClipModel, head: Head, out: Path) -
                     continue
         embeddings = []
         with torch.inference_mode():
-            for start in range(0, len(pixels), BATCH):
-                batch = torch.stack(pixels[start : start + BATCH])
-                embeddings.append(clip.model.encode_image(batch, normalize=True).numpy())
+            for start in range(0, len(pixels), batch_size):
+                batch = torch.stack(pixels[start : start + batch_size]).to(clip.device, clip.dtype)
+                embeddings.append(clip.model.encode_image(batch, normalize=True).float().cpu().numpy())
         emb = np.concatenate(embeddings)
         head.score(emb)
         np.save(out / f"{tar.stem}.npy", emb.astype(np.float16))
@@ -145,8 +146,15 @@ def main(argv: list[str] | None = None) -> None:
         frame = lake.spark.createDataFrame(pa.table({"TEXT": captions}).to_pandas())
 
         def ours(attempt: int) -> int:
-            summary = score_images(lake, ScoreImages(shards=[str(t) for t in tars], model=image_spec, head=head, lake=runs / f"lake-{attempt}", write_embeddings=runs / f"emb-{attempt}", batch_size=BATCH))  # fmt: skip
-            return summary.metrics["rows_embedded"]
+            stage = ScoreImages(
+                shards=str(tars[0].parent / "*.tar"),
+                model=image_spec.name,
+                head=head_path,
+                lake=runs / f"lake-{attempt}",
+                write_embeddings=runs / f"emb-{attempt}",
+                batch_size=BATCH,
+            )
+            return score_images(lake, stage).metrics["rows_embedded"]
 
         image_runs: dict[str, Callable[[int], int]] = {
             "plain open_clip loop": lambda i: plain_image_loop(tars, image_clip, head, runs / f"plain-{i}"),
