@@ -3,7 +3,7 @@
 :func:`stage_command` registers a :class:`~laion_spark.stage.Stage` class as a ``laion-spark`` command:
 ``--batch-size`` for the field ``batch_size`` (or the field's ``flags``), a required option for a field
 without a default, a flag for a boolean, a repeatable option for a list (comma-separated text when the field
-has a ``parse``), plus the engine options of :func:`~laion_spark.cli.options.spark_command`. The command
+has a ``parse``; ``--x/--no-x`` for a boolean that defaults to true), plus the engine options of :func:`~laion_spark.cli.options.spark_command`. The command
 makes the declaration (a refused value names its option: ``--batch-size: expected an integer >= 1, got 0``),
 runs it on the chosen engine and prints what the stage says of its result.
 """
@@ -102,7 +102,12 @@ def _parameter(spec: Param) -> inspect.Parameter:
 
 
 def _flags(spec: Param) -> tuple[str, ...]:
-    return spec.flags or (spec.option,)
+    """The option's names; a boolean that defaults to true is switched off with ``--no-...``."""
+    if spec.flags:
+        return spec.flags
+    if _base(spec) is bool and spec.default is True:
+        return (f"{spec.option}/--no-{spec.option.removeprefix('--')}",)
+    return (spec.option,)
 
 
 def _base(spec: Param) -> Any:

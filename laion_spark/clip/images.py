@@ -28,6 +28,7 @@ from ..lake.hashing import laion_hash
 from .batching import InferenceBatches
 from .decode import GpuJpegDecoder, PendingChunk, TensorPreprocess, ThreadDecoder
 from .model import ClipModel, ModelSpec, load_model
+from .params import ScoreImages
 from .progress import TarProgress
 from .reader import TarSample, TarShard, error
 from .writer import write_embedding_shard, write_rows
@@ -75,15 +76,14 @@ class TarTask:
 
 @dataclass(frozen=True)
 class ImageJob:
-    """What every task of a ``score-images`` run needs (no data; pickled into the tasks)."""
+    """What every task of a ``score-images`` run needs (no data; pickled into the tasks): the stage's
+    parameters, and what the driver made of them."""
 
+    stage: ScoreImages
     spec: ModelSpec
     head: Head
     staging: str
     embeddings: str | None
-    batch_size: int
-    threads: int
-    timeout: float
     device: str | None = None
 
     def staged(self, index: int) -> Path:
@@ -220,7 +220,14 @@ def _tar_result(
 
 def score_tar(task: TarTask, job: ImageJob, clip: ClipModel) -> dict[str, float | int]:
     """Embed one tar, write its embedding shard (when ``job.embeddings``) and staged rows; its summary row."""
-    result = embed_tar(task.path, clip, job.head, batch_size=job.batch_size, threads=job.threads, timeout=job.timeout)
+    result = embed_tar(
+        task.path,
+        clip,
+        job.head,
+        batch_size=job.stage.batch_size,
+        threads=job.stage.threads,
+        timeout=job.stage.decode_timeout,
+    )
     started = time.perf_counter()
     if job.embeddings is not None:
         metadata = result.rows.filter(pa.array(result.embedded))

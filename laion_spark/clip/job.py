@@ -255,13 +255,11 @@ def score_images(lake: LakeSession, stage: ScoreImages) -> ImageScoreSummary:
     scope = {"head": head.name, "collection": collection, "model": spec.name}
     tables = _Tables.of(lake_dir, scope)
     job = ImageJob(
+        stage=stage,
         spec=spec,
         head=head,
         staging=str(_staging_dir(lake_dir, spec, head, collection)),
         embeddings=str(Path(write_embeddings).resolve()) if write_embeddings is not None else None,
-        batch_size=stage.batch_size,
-        threads=stage.threads,
-        timeout=stage.decode_timeout,
     )
     summary = ImageScoreSummary(job=SCORE_JOB, collection=collection, target=IMAGE_TAGS_TABLE, model=spec.name)
     summary.head = head.name
