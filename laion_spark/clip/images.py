@@ -227,6 +227,7 @@ def score_tar(task: TarTask, job: ImageJob, clip: ClipModel) -> dict[str, float 
         batch_size=job.stage.batch_size,
         threads=job.stage.threads,
         timeout=job.stage.decode_timeout,
+        gpu_decode=job.stage.gpu_decode,
     )
     started = time.perf_counter()
     if job.embeddings is not None:

@@ -75,6 +75,9 @@ class ScoreImages(Stage):
     decode_timeout: float = param(
         DECODE_TIMEOUT_S, help="Seconds an image may take to decode before it fails.", above=0
     )
+    gpu_decode: bool = param(
+        True, help="Decode JPEGs with the GPU's decoder (nvJPEG) when the model runs on a GPU; else PIL threads."
+    )
 
     def inputs(self) -> list[str]:
         """The tars' glob and the head."""
