@@ -13,18 +13,21 @@ from .._lazy import exports
 __all__, __getattr__, __dir__ = exports(
     __name__,
     {
-        ".params": ["HEADS", "SHARDS_PER_COMMIT"],
+        ".params": [
+            "HEADS",
+            "REJECTED_TABLE",
+            "TAGS_TABLE",
+            "AestheticEmbeddings",
+            "ExportAestheticEmbeddings",
+            "ScoreDistribution",
+            "ScoreEmbeddings",
+            "head_name",
+        ],
+        ".buckets": ["BUCKETS", "PUBLISHED_2B_EN", "UNIT_BUCKETS", "format_distribution", "laion_form"],
         ".heads": ["Head", "HeadFormatError", "HeadNotFoundError", "load_head", "resolve_head", "save_linear_head"],
         ".shards": ["Shard", "ShardLayoutError", "discover_shards"],
-        ".scoring": ["REJECTED_TABLE", "TAGS_TABLE", "RefusedShard", "ScoreSummary", "score_embeddings"],
-        ".distribution": [
-            "BUCKETS",
-            "build_score_distribution",
-            "format_distribution",
-            "laion_form",
-            "read_score_distribution",
-            "score_distribution",
-        ],
+        ".scoring": ["RefusedShard", "ScoreSummary", "score_embeddings"],
+        ".distribution": ["build_score_distribution", "read_score_distribution", "score_distribution"],
         ".bucket_embeddings": [
             "build_aesthetic_embeddings",
             "compute_aesthetic_embeddings",

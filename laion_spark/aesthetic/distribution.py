@@ -10,7 +10,6 @@ its rows in ``aesthetic_tags``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -22,13 +21,9 @@ from ..engine.factory import LakeSession
 from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import read_table, write_table
+from .buckets import BUCKETS
 from .params import DISTRIBUTION_TABLE, TAGS_TABLE, ScoreDistribution
 
-#: The lake table this module writes.
-#: LAION's unit buckets, in order.
-UNIT_BUCKETS = tuple(f"{k}-{k + 1}" for k in range(10))
-#: Every bucket of the table, in ``bucket_order``.
-BUCKETS = ("below_0", *UNIT_BUCKETS, "10_and_above", "missing")
 DISTRIBUTION_SCHEMA = StructType(
     [
         StructField("collection", StringType()),
@@ -91,37 +86,3 @@ def read_score_distribution(lake: LakeSession, lake_dir: str | Path) -> pd.DataF
     """The ``score_distribution`` table as pandas, sorted by collection, head and bucket."""
     table = read_table(lake, lake_table(lake_dir, DISTRIBUTION_TABLE)).toPandas()
     return table.sort_values(["collection", "head", "bucket_order"], ignore_index=True)
-
-
-def choose_unit(counts: Mapping[str, int]) -> tuple[str, float]:
-    """LAION's ``M`` (millions) once a bucket reaches a million, ``K`` from a thousand, else plain counts."""
-    largest = max(counts.values(), default=0)
-    if largest >= 1_000_000:
-        return "M", 1e6
-    if largest >= 1_000:
-        return "K", 1e3
-    return "", 1.0
-
-
-def laion_form(counts: Mapping[str, int], unit: tuple[str, float] | None = None) -> dict[str, str]:
-    """``{'0-1': '2.66M', ...}`` over LAION's unit buckets, as LAION published its distribution."""
-    unit_counts = {b: int(counts.get(b, 0)) for b in UNIT_BUCKETS}
-    suffix, scale = unit or choose_unit(unit_counts)
-    if not suffix:
-        return {b: str(n) for b, n in unit_counts.items()}
-    return {b: f"{n / scale:.2f}{suffix}" for b, n in unit_counts.items()}
-
-
-def format_distribution(table: pd.DataFrame) -> str:
-    """Text for ``laion-spark stats``: per collection and head, LAION's form and the exact counts."""
-    blocks = []
-    for (collection, head), group in table.groupby(["collection", "head"], sort=True):
-        counts = dict(zip(group["bucket"], group["count"].astype(int), strict=True))
-        total = sum(counts.values())
-        lines = [f"{collection}  head {head}  rows {total:,}", f"  {laion_form(counts)}"]
-        width = max(len(b) for b in BUCKETS)
-        for bucket in BUCKETS:
-            share = counts.get(bucket, 0) / total if total else 0.0
-            lines.append(f"  {bucket:<{width}}  {counts.get(bucket, 0):>14,}  {share:7.2%}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)

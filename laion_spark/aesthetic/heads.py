@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError
-from .params import HEADS
+from .params import HEADS, head_name
 
 if TYPE_CHECKING:
     import torch
 
 
-_BY_FILENAME = {spec.filename: spec for spec in HEADS.values()}
 _MODEL_BY_DIM = {768: "ViT-L-14", 512: "ViT-B-32", 1024: "ViT-H-14"}
 _V2_LAYERS = (0, 2, 4, 6, 7)
 
@@ -149,7 +148,7 @@ def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
     takes that head's name (``laion-v1-l14``); any other file is named by its stem.
     """
     path = resolve_head(name_or_path, download=download)
-    spec = HEADS.get(str(name_or_path)) or _BY_FILENAME.get(path.name)
+    spec = HEADS.get(head_name(str(name_or_path) if str(name_or_path) in HEADS else path.name))
     import torch
 
     try:

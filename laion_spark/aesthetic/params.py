@@ -6,10 +6,12 @@ The published heads: name -> CLIP model, width, file and where it is published.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from ..lake.layout import lake_table
 from ..stage import FROM_COLLECTION, FROM_HEAD, FROM_LAKE, Stage, param
+from .buckets import format_distribution
 
 #: The lake tables of the aesthetic stages.
 TAGS_TABLE = "aesthetic_tags"
@@ -46,6 +48,19 @@ HEADS: dict[str, HeadSpec] = {
         ),
     )
 }
+
+_BY_FILENAME = {spec.filename: spec for spec in HEADS.values()}
+
+
+def head_name(name_or_path: str) -> str:
+    """The name a head goes by in the lake's ``head`` columns: a published head's name (``laion-v1-l14``), also for
+    a file named like a published one (``sa_0_4_vit_l_14_linear.pth``); any other file's stem."""
+    if name_or_path in HEADS:
+        return name_or_path
+    file = Path(name_or_path).name
+    spec = _BY_FILENAME.get(file)
+    return spec.name if spec is not None else Path(file).stem
+
 
 HEAD_HELP = f"Head name ({', '.join(HEADS)}) or path of a .pth state dict."
 LAKE_HELP = "Lake folder holding the tables (joined, aesthetic_tags ...)."
@@ -98,8 +113,6 @@ class ScoreDistribution(Stage):
 
     def summarize(self, result: object) -> str:
         """The distribution in LAION's form and exact counts (a pandas table)."""
-        from .distribution import format_distribution
-
         return format_distribution(result) if not result.empty else f"{TAGS_TABLE} holds no rows"
 
     def inputs(self) -> list[str]:

@@ -22,8 +22,7 @@ def register(app: typer.Typer) -> None:
         engine: EngineChoice,
     ) -> None:
         """Start an engine, run a small aggregate and a table round trip, and report."""
-        from ..engine import check_engine
-        from ..engine.doctor import CHECK_ROWS
+        from ..lake.doctor import CHECK_ROWS, check_engine
 
         started = time.perf_counter()
         with engine.open() as lake, tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
-"""The engine a job runs on: the one session factory, Spark profiles and the doctor's check.
+"""The engine a job runs on: the one session factory, Spark profiles and the pinned JVM jars.
 
-Reads and writes no lake table (``doctor`` round-trips a scratch table of its own).
+Reads and writes no lake table (``doctor``'s check, which round-trips a scratch table, is in :mod:`laion_spark.lake`).
 Only :func:`open_session` decides which engine sits behind a
 :class:`LakeSession`: ``sail`` (in-process LakeSail, the default), ``local``
 (classic ``local[*]``), ``remote`` (``sc://``) or ``active`` (spark-submit,
@@ -15,6 +15,5 @@ __all__, __getattr__, __dir__ = exports(
         ".factory": ["DELTA_MAVEN_COORDINATE", "LakeSession", "open_session"],
         ".names": ["ENGINES", "TABLE_FORMATS"],
         ".profiles": ["EngineError", "conf_dir", "read_profile", "resolve_conf"],
-        ".doctor": ["check_engine"],
     },
 )

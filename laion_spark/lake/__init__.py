@@ -42,5 +42,6 @@ __all__, __getattr__, __dir__ = exports(
         ".hashing": ["laion_hash"],
         ".columns": ["KINDS", "ColumnError", "require_columns"],
         ".sql": ["lake_sql", "register_views"],
+        ".doctor": ["CHECK_ROWS", "check_engine"],
     },
 )

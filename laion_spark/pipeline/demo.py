@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from ..aesthetic.distribution import format_distribution, read_score_distribution
+from ..aesthetic.buckets import format_distribution
+from ..aesthetic.distribution import read_score_distribution
 from ..aesthetic.heads import HeadNotFoundError, load_head, resolve_head
 from ..config_file import read_yaml
 from ..engine.factory import LakeSession, open_session

@@ -147,12 +147,14 @@ def run_pipeline(
 def describe(config: PipelineConfig) -> str:
     """The plan as text: each configured stage, its command and resources, and per run its parameters, what it
     reads and what it writes."""
-    ctx = StageContext(None, config, print)
+    ctx = StageContext(None, config, print, resolve_heads=False)
     lines = []
     for stage in plan(ctx, plan_stages(config), check_inputs=False):
         definition = PIPELINE_STAGES[stage.name]
         lines.append(f"{stage.name}  ({definition.command}, {definition.resources})")
         for run in stage.runs:
+            if len(stage.runs) > 1:
+                lines.append(f"  - {getattr(run, 'collection', None) or getattr(run, 'out', '')}")
             lines += [f"    {spec.name:<22} {_shown(value)}" for spec, value in run.values() if spec.in_section]
             lines += [f"    reads  {path}" for path in run.inputs()]
             lines += [f"    writes {path}" for path in run.outputs()]

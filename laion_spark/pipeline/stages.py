@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..aesthetic.params import TAGS_TABLE
+from ..aesthetic.params import TAGS_TABLE, head_name
 from ..config_file import PipelineConfigError
 from ..engine.factory import LakeSession
 from ..lake.layout import lake_table
@@ -38,6 +38,8 @@ class StageContext:
     lake: LakeSession | None
     config: PipelineConfig
     echo: Callable[[str], None]
+    #: False: heads stay as given (names are not fetched), for a plan that only describes.
+    resolve_heads: bool = True
 
     @property
     def spec(self) -> PipelineSpec:
@@ -57,6 +59,8 @@ class StageContext:
         from ..aesthetic.heads import resolve_head
 
         local = Path(self.spec.path(given))
+        if not self.resolve_heads:
+            return str(local) if local.is_file() else given
         return str(resolve_head(local if local.is_file() else given))
 
     @property
@@ -69,12 +73,10 @@ class StageContext:
         """The pipeline's head (``pipeline.head``) as a file, ``None`` when the config names none."""
         return self.head_of(self.spec.head) if self.spec.head is not None else None
 
-    @cached_property
+    @property
     def head_name(self) -> str | None:
         """The pipeline head's name (what the ``head`` columns hold), ``None`` without one."""
-        from ..aesthetic.heads import load_head
-
-        return load_head(self.head_path).name if self.head_path is not None else None
+        return head_name(self.spec.head) if self.spec.head is not None else None
 
     def runs(self, name: str) -> list[Stage]:
         """The runs of stage ``name``, as declarations; raises :class:`PipelineConfigError` naming a refused key."""

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..aesthetic.distribution import UNIT_BUCKETS
-from ..sample.distribution import PUBLISHED_2B_EN
+from ..aesthetic.buckets import PUBLISHED_2B_EN, UNIT_BUCKETS
 
 #: Colours per series, picked in order (colour-blind friendly).
 PALETTE = ("#3b6fb6", "#e08a2c", "#4a9e6b", "#b04a5a", "#7d62b5", "#8a8a8a")

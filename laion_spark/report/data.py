@@ -9,7 +9,8 @@ import pandas as pd
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from ..aesthetic.distribution import BUCKETS, bucket_order, read_score_distribution, score_distribution
+from ..aesthetic.buckets import BUCKETS
+from ..aesthetic.distribution import bucket_order, read_score_distribution, score_distribution
 from ..engine.factory import LakeSession
 from ..lake.layout import lake_table
 from ..lake.tables import read_table, table_exists

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..aesthetic.distribution import BUCKETS, UNIT_BUCKETS, laion_form
+from ..aesthetic.buckets import BUCKETS, UNIT_BUCKETS, laion_form
 from .assets import asset
 from .data import ReportData
 

@@ -9,7 +9,7 @@ from .._lazy import exports
 __all__, __getattr__, __dir__ = exports(
     __name__,
     {
-        ".distribution": ["PUBLISHED_2B_EN", "UNIT_BUCKETS", "bucket_counts", "published_proportions"],
+        ".distribution": ["bucket_counts", "published_proportions"],
         ".embeddings": ["EMBEDDING_METADATA_SCHEMA"],
         ".generator": ["MANIFEST", "generate_sample"],
         ".params": ["DEFAULT_SHARDS", "MIN_ROWS", "SampleError"],

@@ -1,26 +1,10 @@
-"""LAION's published aesthetic score distribution and helpers to draw from and compare with it."""
+"""Sample scores shaped like LAION's published aesthetic score distribution."""
 
 from __future__ import annotations
 
 import numpy as np
 
-#: Rows per unit score bucket of laion2B-en under the v1 ViT-L/14 head, as LAION published them
-#: (laion2B-multi and laion1B-nolang have the same shape).
-PUBLISHED_2B_EN: dict[str, float] = {
-    "0-1": 2.66e6,
-    "1-2": 25.62e6,
-    "2-3": 147.55e6,
-    "3-4": 410.18e6,
-    "4-5": 656.38e6,
-    "5-6": 601.73e6,
-    "6-7": 271.19e6,
-    "7-8": 51.43e6,
-    "8-9": 3.35e6,
-    "9-10": 0.05e6,
-}
-
-#: Unit bucket names in score order (bucket ``i`` is ``[i, i + 1)``), as in ``laion_spark.aesthetic.distribution``.
-UNIT_BUCKETS: tuple[str, ...] = tuple(PUBLISHED_2B_EN)
+from ..aesthetic.buckets import PUBLISHED_2B_EN, UNIT_BUCKETS
 
 
 def published_proportions() -> np.ndarray:

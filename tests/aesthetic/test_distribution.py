@@ -9,17 +9,10 @@ from conftest import run_cli
 from deltalake import DeltaTable
 from lake_checks import assert_same_tables
 
-from laion_spark.aesthetic.distribution import (
-    BUCKETS,
-    build_score_distribution,
-    choose_unit,
-    format_distribution,
-    laion_form,
-    read_score_distribution,
-)
+from laion_spark.aesthetic.buckets import BUCKETS, PUBLISHED_2B_EN, choose_unit, format_distribution, laion_form
+from laion_spark.aesthetic.distribution import build_score_distribution, read_score_distribution
 from laion_spark.aesthetic.params import ScoreDistribution
 from laion_spark.lake.tables import write_table
-from laion_spark.sample.distribution import PUBLISHED_2B_EN
 
 TAGS_SCHEMA = pa.schema(
     [

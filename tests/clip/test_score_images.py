@@ -19,8 +19,8 @@ from lake_checks import assert_same_tables
 from typer.testing import CliRunner
 
 from laion_spark.aesthetic.heads import load_head
-from laion_spark.aesthetic.params import ScoreEmbeddings
-from laion_spark.aesthetic.scoring import TAGS_TABLE, score_embeddings
+from laion_spark.aesthetic.params import TAGS_TABLE, ScoreEmbeddings
+from laion_spark.aesthetic.scoring import score_embeddings
 from laion_spark.cli import app
 from laion_spark.clip import job as clip_job
 from laion_spark.clip import load_model, score_images

@@ -8,13 +8,8 @@ import deltalake
 import pytest
 from conftest import run_cli
 
-from laion_spark.engine import (
-    EngineError,
-    check_engine,
-    open_session,
-    read_profile,
-    resolve_conf,
-)
+from laion_spark.engine import EngineError, open_session, read_profile, resolve_conf
+from laion_spark.lake.doctor import check_engine
 from laion_spark.lake.tables import read_table, table_exists, write_table
 
 

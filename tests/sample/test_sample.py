@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from laion_spark.aesthetic.buckets import PUBLISHED_2B_EN
 from laion_spark.aesthetic.heads import load_head
 from laion_spark.aesthetic.shards import discover_shards
 from laion_spark.cli.app import app
@@ -26,7 +27,6 @@ from laion_spark.lake.collections import raw_schema
 from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.sample import (
     EMBEDDING_METADATA_SCHEMA,
-    PUBLISHED_2B_EN,
     TAG_SCHEMAS,
     SampleError,
     bucket_counts,

@@ -1,4 +1,4 @@
-"""``doctor``: prove an engine starts, computes and round-trips a partitioned table."""
+"""``doctor``: prove an engine starts, computes and round-trips a partitioned lake table."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from ..lake.tables import read_table, write_table
-from .factory import LakeSession
+from ..engine.factory import LakeSession
+from .tables import read_table, write_table
 
 #: Rows of the doctor's check table.
 CHECK_ROWS = 100_000
