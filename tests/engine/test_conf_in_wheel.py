@@ -43,3 +43,16 @@ def test_an_installed_wheel_runs_subsets_with_its_packaged_conf(sail, dist, tmp_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for spec in load_pipeline_config(REPO / "conf" / "pipeline.yaml").subsets:
         assert DeltaTable(str(lake / spec.table)).version() == 0
+
+
+def test_a_conf_folder_given_by_the_environment_wins_and_a_checkout_reads_conf(tmp_path, monkeypatch) -> None:
+    """The fast twin of the wheel test: the order ``conf_dir`` looks in, the environment first, then (no packaged
+    copy in a checkout) the repository's ``conf/``, whose files are the ones the wheel must carry."""
+    from laion_spark.engine import conf_dir
+    from laion_spark.subsets.params import default_config_path
+
+    assert Path(str(conf_dir())) == REPO / "conf"
+    (tmp_path / "pipeline.yaml").write_text("subsets: [{name: mine, threshold: 1}]\n")
+    monkeypatch.setenv("LAION_SPARK_CONF_DIR", str(tmp_path))
+    assert default_config_path() == tmp_path / "pipeline.yaml"
+    assert [s.name for s in load_pipeline_config().subsets] == ["mine"]

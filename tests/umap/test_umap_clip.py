@@ -21,7 +21,6 @@ from laion_spark.subsets.params import PUBLISHED_COLUMNS
 from laion_spark.umap import build_umap, gaussian_projection
 from laion_spark.umap.params import Umap
 
-pytestmark = pytest.mark.slow
 TINY = "laion-spark-tiny"
 ROWS_PER_COLLECTION = 700
 
@@ -52,6 +51,7 @@ def demo_lake(sail, tmp_path_factory):
     return lake_dir
 
 
+@pytest.mark.slow  # CLIP and three layouts of the demo's 1,200 captions through the command: 6-8 s
 def test_the_command_embeds_with_clip_falls_back_to_umap_learn_and_keeps_neighbourhoods(
     demo_lake, cli_on_sail, monkeypatch
 ):

@@ -22,7 +22,6 @@ from laion_spark.subsets.params import PUBLISHED_COLUMNS
 from laion_spark.umap import UmapError, gaussian_projection, layout_sample, select_backend
 from laion_spark.umap.params import Umap, parse_neighbors
 
-pytestmark = pytest.mark.slow
 LAYOUTS = {"neighbors": (10, 30), "epochs": 60, "negative_sample_rate": 20, "dim": 64, "seed": 3}
 
 
@@ -164,7 +163,7 @@ def test_the_neighbors_option_is_parsed_and_checked():
 def test_the_umap_command_refuses_bad_options_and_a_missing_sample_in_one_line(tmp_path, cli_on_sail, monkeypatch):
     for argv, culprit in (
         (["--neighbors", "10,ten"], "--neighbors '10,ten'"),
-        (["--epochs", "0"], "--epochs 0"),
+        (["--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
         ([], f"no delta table at {tmp_path.resolve()}/umap_sample"),
     ):
         command = ["umap", "--lake", str(tmp_path), "--model", "laion-spark-tiny", "--backend", "umap-learn", *argv]
