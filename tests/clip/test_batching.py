@@ -60,3 +60,36 @@ def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError):
         InferenceBatches(8).run(8, forward)
     assert calls == [0]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "CUDA error: out of memory",
+        "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+        "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+    ],
+)
+def test_a_library_workspace_out_of_memory_is_backed_off_too(message: str) -> None:
+    """cuBLAS and cuDNN allocate their workspaces outside PyTorch's allocator: their failure is a RuntimeError."""
+
+    def forward(start: int, stop: int) -> np.ndarray:
+        if stop - start > 2:
+            raise RuntimeError(message)
+        return np.arange(start, stop)[:, None]
+
+    batches = InferenceBatches(8)
+    assert np.concatenate(batches.run(8, forward))[:, 0].tolist() == list(range(8))
+    assert batches.size == 2
+
+
+def test_a_runtime_error_that_is_not_about_memory_is_not_retried() -> None:
+    calls = []
+
+    def forward(start: int, stop: int) -> np.ndarray:
+        calls.append(start)
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        InferenceBatches(8).run(8, forward)
+    assert calls == [0]
