@@ -24,6 +24,7 @@ from ..engine.factory import LakeSession
 from ..errors import first_line
 from ..lake.columns import spark_columns
 from ..lake.layout import table_path
+from ..lake.paths import engine_path
 from ..lake.tables import is_delta
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
 
@@ -78,7 +79,7 @@ def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFra
     if tag.files is None:
         kind = "delta" if is_delta(tag.path) else "parquet"
         try:
-            df = lake.spark.read.format(kind).load(table_path(tag.path))
+            df = lake.spark.read.format(kind).load(engine_path(table_path(tag.path)))
             found = spark_columns(df.schema)
         except Exception as err:  # noqa: BLE001 - engines raise different types for an unreadable table
             raise JoinInputError(
@@ -89,7 +90,9 @@ def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFra
         value, columns = _check_tag_columns(
             tag, [(str(f), cols) for f, cols in zip(tag.files.files, tag.files.columns, strict=True)]
         )
-        df = lake.spark.read.schema(read_schema_ddl(columns)).parquet(*(str(f.resolve()) for f in tag.files.files))
+        df = lake.spark.read.schema(read_schema_ddl(columns)).parquet(
+            *(engine_path(f.resolve()) for f in tag.files.files)
+        )
     df = _select_rows(df, tag, columns, collection)
     return df.select(F.col("hash").cast("bigint").alias("hash"), F.col(value).cast("float").alias(tag.spec.column))
 

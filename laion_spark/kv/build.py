@@ -80,6 +80,7 @@ from pyspark.sql import types as T
 from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError, first_line
 from ..lake.layout import is_local, table_path
+from ..lake.paths import engine_path
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import TableError, TableNotFoundError, WriteConflictError, check_data_files, is_delta, read_table
 from .params import BuildKV
@@ -194,7 +195,7 @@ def read_source(lake: LakeSession, table: str | Path) -> DataFrame:
             pq.read_metadata(path).schema.to_arrow_schema()
         except (OSError, pa.ArrowException, ValueError) as err:  # ValueError: a name that is not UTF-8
             raise TableError(f"{text} is not readable parquet ({err})") from None
-    return lake.spark.read.parquet(text)
+    return lake.spark.read.parquet(engine_path(text))
 
 
 def build_kv(lake: LakeSession, stage: BuildKV) -> KVBuildResult:

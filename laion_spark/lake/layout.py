@@ -5,22 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .paths import is_uri, normalise_path
+
 #: The three LAION-5B metadata collections.
 COLLECTIONS = ("laion2B-en", "laion2B-multi", "laion1B-nolang")
 
 
 def is_local(path: str | Path) -> bool:
-    """Whether ``path`` is on the local file system (not ``s3://``, ``dbfs:/`` ...)."""
-    text = str(path)
-    return "://" not in text and not text.startswith("dbfs:")
+    """Whether ``path`` is on the local file system (a path or a ``file:`` URI; not ``s3://``, ``dbfs:/`` ...)."""
+    return not is_uri(str(path))
 
 
 def table_path(path: str | Path) -> str:
-    """Absolute path for a local folder; URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
+    """Absolute path for a local folder (:func:`~laion_spark.lake.paths.normalise_path`, then symbolic links
+    resolved); URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
     text = str(path)
     if not is_local(text):
         return text
-    return str(Path(text).expanduser().resolve())
+    return str(Path(normalise_path(text)).resolve())
 
 
 def lake_table(lake_dir: str | Path, name: str) -> str:

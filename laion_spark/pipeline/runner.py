@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config_file import PipelineConfigError
 from ..engine.factory import LakeSession
 from ..lake.layout import is_local
-from ..stage import Stage
+from ..stage import FROM_LAKE, Stage
 from .config import PipelineConfig
 from .params import PIPELINE_STAGES, STAGE_ORDER
 from .stages import StageContext
@@ -102,6 +102,22 @@ def plan(ctx: StageContext, names: Sequence[str], *, check_inputs: bool = True) 
     return planned
 
 
+def check_outputs(stages: Sequence[PlannedStage]) -> None:
+    """Raise :class:`PipelineConfigError` naming the key when an output of a planned run cannot be written (a lake
+    that is a file, a folder the OS refuses: :meth:`~laion_spark.stage.Stage.refused_output`), before any runs."""
+    for stage in stages:
+        many = PIPELINE_STAGES[stage.name].many
+        for i, run in enumerate(stage.runs):
+            refused = run.refused_output()
+            if refused is None:
+                continue
+            spec = next((p for p, _ in run.values() if p.name == refused.name), None)
+            if spec is not None and spec.pipeline == FROM_LAKE:
+                raise PipelineConfigError(refused.labelled("pipeline.lake"))
+            where = f"pipeline.stages.{stage.name}" + (f".{many}[{i}]" if many else "")
+            raise PipelineConfigError(refused.labelled(f"{where}.{refused.name}"))
+
+
 def _exists(path: str) -> bool:
     return bool(glob.glob(path)) if glob.has_magic(path) else Path(path).exists()
 
@@ -124,6 +140,7 @@ def run_pipeline(
     """
     ctx = StageContext(lake, config, echo)
     stages = plan(ctx, plan_stages(config, from_stage, only))
+    check_outputs(stages)
     records = StageRecords.load(lake, ctx.lake_dir)
     result = PipelineResult(ctx.lake_dir)
     for stage in stages:
