@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import InputError
-from .lake.paths import PathError, normalise_path, unwritable
+from .paths import PathError, normalise_path, unwritable
 
 #: Where the pipeline takes a parameter from: the stage's own section of ``pipeline.yaml`` ...
 FROM_SECTION = "section"
@@ -85,7 +85,7 @@ def param(
 
     ``minimum`` / ``above``: numbers at least / greater than it. ``choices``: the text values allowed.
     ``path``: a file or folder (``Path`` values become text; the pipeline resolves it against its root), normalised
-    here once for every caller by :func:`~laion_spark.lake.paths.normalise_path` (absolute, ``file:`` URIs read,
+    here once for every caller by :func:`~laion_spark.paths.normalise_path` (absolute, ``file:`` URIs read,
     a path no engine takes refused).
     ``table``: a table (a path; in the pipeline a bare name is the lake's table of that name).
     ``flags``: the command line's names, when not ``--field-name``. ``pipeline``: where the pipeline takes
@@ -181,7 +181,7 @@ class Stage:
         """The first of :meth:`outputs` (and lake folders, where every job records its run) that nothing can be
         written at, as a :class:`ParamError` naming the parameter it derives from; ``None`` when all can be.
 
-        Probed on the file system (:func:`~laion_spark.lake.paths.unwritable`), so that a lake that is a file or
+        Probed on the file system (:func:`~laion_spark.paths.unwritable`), so that a lake that is a file or
         an output folder the OS refuses is an input error before anything is written.
         """
         lakes = [value for spec, value in self.values() if spec.pipeline == FROM_LAKE and isinstance(value, str)]
@@ -268,7 +268,7 @@ def _checked(spec: Param, annotation: Any, value: Any) -> Any:
             raise ParamError(spec.name, f"expected a non-empty text, got {value!r}")
         if spec.choices is not None and value not in spec.choices:
             raise ParamError(spec.name, f"expected one of {', '.join(spec.choices)}, got {value!r}")
-        if spec.path:  # the one place a path a user gives is normalised (see laion_spark.lake.paths)
+        if spec.path:  # the one place a path a user gives is normalised (see laion_spark.paths)
             try:
                 return normalise_path(value)
             except PathError as err:

@@ -19,8 +19,8 @@ from pyspark.sql.types import LongType, StructField, StructType
 
 from ..engine.factory import LakeSession
 from ..lake.hashing import laion_hash
-from ..lake.paths import engine_path
 from ..lake.tables import is_delta
+from ..paths import engine_path
 from .params import SWAP_CHOICES
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
 

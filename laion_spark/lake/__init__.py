@@ -42,7 +42,6 @@ __all__, __getattr__, __dir__ = exports(
         ".hashing": ["laion_hash"],
         ".columns": ["KINDS", "ColumnError", "require_columns"],
         ".sql": ["QueryRefusedError", "ReadOnlyQuery", "lake_sql", "read_only_query", "register_views"],
-        ".paths": ["PathError", "engine_path", "normalise_path", "unwritable"],
         ".doctor": ["CHECK_ROWS", "check_engine"],
     },
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .paths import is_uri, normalise_path
+from ..paths import is_uri, normalise_path
 
 #: The three LAION-5B metadata collections.
 COLLECTIONS = ("laion2B-en", "laion2B-multi", "laion1B-nolang")
@@ -17,7 +17,7 @@ def is_local(path: str | Path) -> bool:
 
 
 def table_path(path: str | Path) -> str:
-    """Absolute path for a local folder (:func:`~laion_spark.lake.paths.normalise_path`, then symbolic links
+    """Absolute path for a local folder (:func:`~laion_spark.paths.normalise_path`, then symbolic links
     resolved); URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
     text = str(path)
     if not is_local(text):

@@ -35,7 +35,7 @@ from sqlglot.tokens import Token, TokenType
 
 from ..engine.factory import LakeSession
 from ..errors import InputError, first_line
-from .paths import PathError, normalise_path
+from ..paths import PathError, normalise_path
 from .tables import read_table, table_exists
 
 _VIEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

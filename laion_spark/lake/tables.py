@@ -4,7 +4,7 @@ The table format comes from the :class:`~laion_spark.engine.LakeSession`; jobs
 call these helpers instead of ``df.write.format(...)`` so that partition-scoped
 replacement is done the one way that is safe on every engine.
 
-Every local path goes to the engine through :func:`~laion_spark.lake.paths.engine_path` (a path with a space,
+Every local path goes to the engine through :func:`~laion_spark.paths.engine_path` (a path with a space,
 ``#``, ``?`` or a non-ASCII letter through an alias), so the table lands in the folder named, on every engine.
 
 A table a job reads is checked before the engine touches it: a missing path, a
@@ -27,8 +27,8 @@ from pyspark.sql import DataFrame, DataFrameWriter
 
 from ..engine.factory import LakeSession
 from ..errors import InputError, LaionSparkError, first_line
+from ..paths import engine_path
 from .layout import is_local, table_path
-from .paths import engine_path
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..config_file import PipelineConfigError, mapping, text
 from ..lake.layout import COLLECTIONS, lake_table
-from ..lake.paths import is_uri, is_within, normalise_path
+from ..paths import is_uri, is_within, normalise_path
 from ..stage import FROM_HEAD, ParamError, Stage, params
 from .params import PIPELINE_STAGES
 
@@ -67,7 +67,7 @@ class PipelineSpec:
 
     def path(self, value: str) -> str:
         """``value`` against ``root`` (URIs and absolute paths as they are), normalised as every path is
-        (:func:`~laion_spark.lake.paths.normalise_path`); raises :class:`~laion_spark.lake.paths.PathError`."""
+        (:func:`~laion_spark.paths.normalise_path`); raises :class:`~laion_spark.paths.PathError`."""
         return normalise_path(value, base=self.root_dir)
 
     def table(self, value: str) -> str:

@@ -21,7 +21,7 @@ from ..aesthetic.params import TAGS_TABLE, head_name
 from ..config_file import PipelineConfigError
 from ..engine.factory import LakeSession
 from ..lake.layout import lake_table
-from ..lake.paths import PathError
+from ..paths import PathError
 from ..stage import FROM_COLLECTION, FROM_CONFIG, FROM_HEAD, FROM_LAKE, Param, ParamError, Stage, params
 from ..subsets.params import SUBSET_KEYS, SubsetsConfig
 from .config import PipelineConfig

@@ -31,8 +31,8 @@ EDGES = {  # score -> bucket
     4.5: "4-5",
     9.999: "9-10",
     10.0: "10_and_above",
-    float("inf"): "10_and_above",
-    float("-inf"): "below_0",
+    float("inf"): "missing",  # non-finite: not a score (laion_spark.lake.finite)
+    float("-inf"): "missing",
     float("nan"): "missing",
     None: "missing",
 }

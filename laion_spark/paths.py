@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..errors import InputError
+from .errors import InputError
 
 #: Characters every engine takes in a local path as they are (checked on Sail 0.7 and classic Spark 4.0).
 ENGINE_SAFE = re.compile(r"[A-Za-z0-9/._+,@=-]*")
