@@ -177,15 +177,21 @@ class Stage:
         module, function = self.job.split(":")
         return getattr(importlib.import_module(module), function)(lake, self)
 
+    def written(self) -> list[str]:
+        """Every path the stage may write: its :meth:`outputs`, and each path parameter that is not one of its
+        :meth:`inputs` (a lake folder, where every job records its run; a staging folder)."""
+        read = set(self.inputs())
+        given = [value for spec, value in self.values() if spec.path and isinstance(value, str) and value not in read]
+        return list(dict.fromkeys([*self.outputs(), *given]))
+
     def refused_output(self) -> ParamError | None:
-        """The first of :meth:`outputs` (and lake folders, where every job records its run) that nothing can be
-        written at, as a :class:`ParamError` naming the parameter it derives from; ``None`` when all can be.
+        """The first of :meth:`written` that nothing can be written at, as a :class:`ParamError` naming the
+        parameter it derives from; ``None`` when all can be.
 
         Probed on the file system (:func:`~laion_spark.paths.unwritable`), so that a lake that is a file or
         an output folder the OS refuses is an input error before anything is written.
         """
-        lakes = [value for spec, value in self.values() if spec.pipeline == FROM_LAKE and isinstance(value, str)]
-        for path in dict.fromkeys([*self.outputs(), *lakes]):
+        for path in self.written():
             problem = unwritable(path)
             if problem is not None:
                 return ParamError(self._owner(path), problem)

@@ -90,10 +90,13 @@ class PlannedStage:
 
 def plan(ctx: StageContext, names: Sequence[str], *, check_inputs: bool = True) -> list[PlannedStage]:
     """The runs of every stage in ``names``; raises :class:`PipelineConfigError` for a refused parameter, or (with
-    ``check_inputs``) an input that neither exists now nor is written by an earlier stage of the plan (naming it)."""
+    ``check_inputs``) an output that cannot be written (:func:`check_outputs`) or an input that neither exists now
+    nor is written by an earlier stage of the plan (naming it)."""
     planned, written = [], set()
     for name in names:
         stage = PlannedStage(name, ctx.runs(name))
+        if check_inputs:
+            check_outputs([stage])
         for path in stage.inputs if check_inputs else []:
             if path not in written and is_local(path) and not _exists(path):
                 raise PipelineConfigError(f"pipeline.stages.{name}: input {path} does not exist")
@@ -140,7 +143,6 @@ def run_pipeline(
     """
     ctx = StageContext(lake, config, echo)
     stages = plan(ctx, plan_stages(config, from_stage, only))
-    check_outputs(stages)
     records = StageRecords.load(lake, ctx.lake_dir)
     result = PipelineResult(ctx.lake_dir)
     for stage in stages:

@@ -137,12 +137,12 @@ class StageContext:
         return declared
 
     def _confine(self, declared: Stage, section: Mapping[str, Any], where: str) -> None:
-        """Refuse a path the section gives a stage to write (any path parameter that is not one of its inputs)
-        outside the pipeline root and the lake: a name from the config never leads a write astray."""
-        read = set(declared.inputs())
+        """Refuse a path the section gives a stage to write (:meth:`~laion_spark.stage.Stage.written`) outside the
+        pipeline root and the lake: a name from the config never leads a write astray."""
+        written = set(declared.written())
         for spec, value in declared.values():
             given = spec.name in section and spec.path and isinstance(value, str)
-            if given and value not in read and not self.spec.confines(value):
+            if given and value in written and not self.spec.confines(value):
                 raise PipelineConfigError(
                     f"{where}.{spec.name}: {section[spec.name]!r} leads to {value}, outside the pipeline root "
                     f"{self.spec.root_dir} and the lake {self.lake_dir}: the pipeline writes only there"
