@@ -23,7 +23,7 @@ def _with(table: pa.Table, column: str, rows: dict[int, float]) -> pa.Table:
 
 def test_infinite_scores_and_non_finite_tags_are_kept_out_of_every_subset_and_counted(sail, tmp_path) -> None:
     table = make_joined(300, seed=4)
-    inf, nan = float("inf"), float("nan")
+    inf = float("inf")
     table = _with(table, "aesthetic", {20: inf, 21: -inf, 22: inf, 23: 9.5, 24: 9.5})
     table = _with(table, "pwatermark", {20: 0.1, 21: 0.1, 22: 0.1, 23: -inf, 24: 0.1})
     table = _with(table, "punsafe", {20: 0.1, 21: 0.1, 22: 0.1, 23: 0.1, 24: -inf})
