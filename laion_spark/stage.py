@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import InputError
+from .paths import PathError, normalise_path, unwritable
 
 #: Where the pipeline takes a parameter from: the stage's own section of ``pipeline.yaml`` ...
 FROM_SECTION = "section"
@@ -83,7 +84,9 @@ def param(
     """A stage parameter: a dataclass field with its default and what the value must be.
 
     ``minimum`` / ``above``: numbers at least / greater than it. ``choices``: the text values allowed.
-    ``path``: a file or folder (``Path`` values become text; the pipeline resolves it against its root).
+    ``path``: a file or folder (``Path`` values become text; the pipeline resolves it against its root), normalised
+    here once for every caller by :func:`~laion_spark.paths.normalise_path` (absolute, ``file:`` URIs read,
+    a path no engine takes refused).
     ``table``: a table (a path; in the pipeline a bare name is the lake's table of that name).
     ``flags``: the command line's names, when not ``--field-name``. ``pipeline``: where the pipeline takes
     the value from (:data:`FROM_SECTION` ...). ``parse``: turns the command line's text into the value (a
@@ -163,9 +166,48 @@ class Stage:
         """Rules that tie parameters together (a stage's own); raise :class:`ParamError` naming one of them."""
 
     def run(self, lake: Any) -> Any:
-        """Run the job on ``lake`` (a :class:`~laion_spark.engine.LakeSession`); returns its result."""
+        """Run the job on ``lake`` (a :class:`~laion_spark.engine.LakeSession`); returns its result.
+
+        Raises :class:`ParamError` before the job starts when one of its outputs cannot be written
+        (:meth:`refused_output`).
+        """
+        refused = self.refused_output()
+        if refused is not None:
+            raise refused
         module, function = self.job.split(":")
         return getattr(importlib.import_module(module), function)(lake, self)
+
+    def written(self) -> list[str]:
+        """Every path the stage may write: its :meth:`outputs`, and each path parameter that is not one of its
+        :meth:`inputs` (a lake folder, where every job records its run; a staging folder)."""
+        read = set(self.inputs())
+        given = [value for spec, value in self.values() if spec.path and isinstance(value, str) and value not in read]
+        return list(dict.fromkeys([*self.outputs(), *given]))
+
+    def refused_output(self) -> ParamError | None:
+        """The first of :meth:`written` that nothing can be written at, as a :class:`ParamError` naming the
+        parameter it derives from; ``None`` when all can be.
+
+        Probed on the file system (:func:`~laion_spark.paths.unwritable`), so that a lake that is a file or
+        an output folder the OS refuses is an input error before anything is written.
+        """
+        for path in self.written():
+            problem = unwritable(path)
+            if problem is not None:
+                return ParamError(self._owner(path), problem)
+        return None
+
+    def _owner(self, path: str) -> str:
+        """The path parameter whose value shares the longest leading part with ``path``."""
+        names = path.split("/")
+
+        def shared(value: str) -> int:
+            return next(
+                (i for i, (a, b) in enumerate(zip(names, value.split("/"), strict=False)) if a != b), len(names)
+            )
+
+        given = [(spec.name, value) for spec, value in self.values() if spec.path and isinstance(value, str)]
+        return max(given, key=lambda pair: shared(pair[1]))[0] if given else "outputs"
 
     def summarize(self, result: Any) -> str:
         """What the command line and the pipeline print of the job's ``result`` (by default its ``format()``)."""
@@ -232,6 +274,11 @@ def _checked(spec: Param, annotation: Any, value: Any) -> Any:
             raise ParamError(spec.name, f"expected a non-empty text, got {value!r}")
         if spec.choices is not None and value not in spec.choices:
             raise ParamError(spec.name, f"expected one of {', '.join(spec.choices)}, got {value!r}")
+        if spec.path:  # the one place a path a user gives is normalised (see laion_spark.paths)
+            try:
+                return normalise_path(value)
+            except PathError as err:
+                raise ParamError(spec.name, str(err)) from None
         return value
     if isinstance(annotation, type) and not isinstance(value, annotation):
         raise ParamError(spec.name, f"expected a {annotation.__name__}, got {value!r}")

@@ -13,7 +13,7 @@ PACKAGE = REPO / "laion_spark"
 #: (a later stage reads what an earlier one wrote, and may import its declaration); ``sample`` (the test-data
 #: generator) comes after every stage, so that no stage imports it.
 LAYERS = (
-    ("errors", "_lazy", "stage", "config_file"),
+    ("errors", "_lazy", "paths", "stage", "config_file"),
     ("engine",),
     ("lake",),
     ("ingest",),

@@ -65,6 +65,7 @@ def pipeline_run(name: str):
     config = {
         "subsets": [{"name": "aesthetics_6plus", "threshold": 6}],
         "pipeline": {
+            "root": "/data",  # what the stages write stays under the root or the lake
             "lake": REQUIRED["lake"],
             "head": REQUIRED["head"],
             "collections": {"laion2B-en": {"metadata": REQUIRED["metadata"], "embeddings": REQUIRED["embeddings"]}},

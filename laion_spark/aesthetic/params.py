@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ..lake.layout import lake_table
-from ..stage import FROM_COLLECTION, FROM_HEAD, FROM_LAKE, Stage, param
+from ..lake.layout import collection_name_problem, lake_table
+from ..stage import FROM_COLLECTION, FROM_HEAD, FROM_LAKE, ParamError, Stage, param
 from .buckets import format_distribution
 
 #: The lake tables of the aesthetic stages.
@@ -92,6 +92,12 @@ class ScoreEmbeddings(Stage):
     skip_refused: bool = param(
         False, help="Score the good shards when some are refused (counted as rows_refused) instead of refusing the run."
     )
+
+    def check(self) -> None:
+        """A collection given names a partition."""
+        problem = None if self.collection is None else collection_name_problem(self.collection)
+        if problem is not None:
+            raise ParamError("collection", problem)
 
     def inputs(self) -> list[str]:
         """The shards' folder and the head."""

@@ -1,4 +1,4 @@
-"""``laion-spark sql``: a SQL query over every table of a lake."""
+"""``laion-spark sql``: one read-only SQL query over every table of a lake (:mod:`laion_spark.lake.sql`)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,24 @@ def register(app: typer.Typer) -> None:
 
     @spark_command(app, "sql")
     def sql(
-        query: Annotated[str, typer.Argument(help="SQL; every lake table is a view by its folder name.")],
+        query: Annotated[
+            str,
+            typer.Argument(
+                help="One read-only query (SELECT, WITH ... SELECT, VALUES, SHOW, DESCRIBE, EXPLAIN); every lake "
+                "table is a view by its folder name, and no other relation can be named."
+            ),
+        ],
         lake_dir: LakeOpt,
         limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to print at most.")] = 100,
         as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of an aligned table.")] = False,
         *,
         engine: EngineChoice,
     ) -> None:
-        """Run a query over the lake, e.g. `SELECT collection, count(*) FROM subset_laion_art GROUP BY 1`."""
+        """Run a read-only query over the lake, e.g. `SELECT collection, count(*) FROM subset_laion_art GROUP BY 1`.
+
+        The statement is parsed before the engine sees it: anything but one query over the lake's tables (DELETE,
+        INSERT, CREATE, delta.`path`, a file) is refused with exit status 2, and nothing is written.
+        """
         from ..lake.sql import lake_sql
 
         with engine.open() as lake:

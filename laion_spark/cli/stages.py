@@ -57,6 +57,9 @@ def stage_command(app: typer.Typer, stage: type[Stage]) -> None:
 
     def command(*, engine: EngineChoice, **given: Any) -> None:
         declared = declare(stage, {spec.name: given[spec.name] for spec in specs})
+        refused = declared.refused_output()  # before the engine starts: nothing is written
+        if refused is not None:
+            raise InputError(refused.labelled(_option(stage, refused.name)))
         with engine.open() as lake:
             result = declared.run(lake)
         typer.echo(declared.summarize(result))
@@ -85,7 +88,12 @@ def declare(stage: type[Stage], given: dict[str, Any]) -> Stage:
     try:
         return stage(**values)
     except ParamError as err:
-        raise InputError(err.labelled(specs[err.name].option if err.name in specs else err.name)) from None
+        raise InputError(err.labelled(_option(stage, err.name))) from None
+
+
+def _option(stage: type[Stage], name: str) -> str:
+    """The command line's name of the parameter ``name`` of ``stage`` (``name`` itself when it is none)."""
+    return next((spec.option for spec in params(stage) if spec.name == name), name)
 
 
 def _parameter(spec: Param) -> inspect.Parameter:

@@ -20,6 +20,7 @@ from pyspark.sql.types import LongType, StructField, StructType
 from ..engine.factory import LakeSession
 from ..lake.hashing import laion_hash
 from ..lake.tables import is_delta
+from ..paths import engine_path
 from .params import SWAP_CHOICES
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
 
@@ -73,7 +74,9 @@ def inspect_metadata(path: str | Path, swap_width_height: str = "auto") -> Metad
 
 def read_metadata(lake: LakeSession, meta: MetadataInput) -> DataFrame:
     """The metadata as ``URL, TEXT, WIDTH, HEIGHT, similarity, LANGUAGE, hash`` (+ tags a joined input has)."""
-    df = lake.spark.read.schema(read_schema_ddl(meta.columns)).parquet(*(str(f.resolve()) for f in meta.files.files))
+    df = lake.spark.read.schema(read_schema_ddl(meta.columns)).parquet(
+        *(engine_path(f.resolve()) for f in meta.files.files)
+    )
     width, height = ("HEIGHT", "WIDTH") if meta.swap else ("WIDTH", "HEIGHT")
     columns = [
         F.col("URL").cast("string").alias("URL"),

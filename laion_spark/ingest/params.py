@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..lake.layout import lake_table
+from ..lake.layout import collection_name_problem, lake_table
 from ..stage import FROM_COLLECTION, FROM_LAKE, ParamError, Stage, param
 
 #: The lake table of every collection's metadata joined with its tags, partitioned by ``collection``.
 JOINED_TABLE = "joined"
 #: Whether to swap raw LAION's WIDTH and HEIGHT back: ``auto`` does it for raw metadata (no ``hash`` column).
 SWAP_CHOICES = ("auto", "yes", "no")
-_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,10 +59,9 @@ class JoinTags(Stage):
 
     def check(self) -> None:
         """The collection names a partition; a head is only chosen from an aesthetic tag table."""
-        if not _COLLECTION_NAME.fullmatch(self.collection):
-            raise ParamError(
-                "collection", f"collection name {self.collection!r}: use letters, digits, '.', '_' and '-'"
-            )
+        problem = collection_name_problem(self.collection)
+        if problem is not None:
+            raise ParamError("collection", problem)
         if self.aesthetic_head is not None and self.aesthetic_tags is None:
             raise ParamError("aesthetic_head", "a head was chosen but no aesthetic tag table was given")
 

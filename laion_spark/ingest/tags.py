@@ -5,9 +5,10 @@ value column. The lake's own ``aesthetic_tags`` also has ``collection`` and
 ``head``: only the joined collection's rows are used, and one head.
 
 Deduplication rule (as deterministic as LAION's intent, whatever the input
-order): one row per hash, keeping the **largest** value of each tag (``max``;
-null values are ignored, NaN counts as the largest). Rows whose hash is null
-can match no metadata row; they are dropped and counted.
+order): one row per hash, keeping the **largest finite** value of each tag (``max``;
+null values are ignored, and so are NaN and the infinities, which are counted:
+:mod:`laion_spark.lake.finite`). Rows whose hash is null can match no metadata
+row; they are dropped and counted.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pyspark.sql import functions as F
 from ..engine.factory import LakeSession
 from ..errors import first_line
 from ..lake.columns import spark_columns
+from ..lake.finite import finite_or_null, non_finite
 from ..lake.layout import table_path
 from ..lake.tables import is_delta
+from ..paths import engine_path
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
 
 
@@ -78,7 +81,7 @@ def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFra
     if tag.files is None:
         kind = "delta" if is_delta(tag.path) else "parquet"
         try:
-            df = lake.spark.read.format(kind).load(table_path(tag.path))
+            df = lake.spark.read.format(kind).load(engine_path(table_path(tag.path)))
             found = spark_columns(df.schema)
         except Exception as err:  # noqa: BLE001 - engines raise different types for an unreadable table
             raise JoinInputError(
@@ -89,7 +92,9 @@ def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFra
         value, columns = _check_tag_columns(
             tag, [(str(f), cols) for f, cols in zip(tag.files.files, tag.files.columns, strict=True)]
         )
-        df = lake.spark.read.schema(read_schema_ddl(columns)).parquet(*(str(f.resolve()) for f in tag.files.files))
+        df = lake.spark.read.schema(read_schema_ddl(columns)).parquet(
+            *(engine_path(f.resolve()) for f in tag.files.files)
+        )
     df = _select_rows(df, tag, columns, collection)
     return df.select(F.col("hash").cast("bigint").alias("hash"), F.col(value).cast("float").alias(tag.spec.column))
 
@@ -100,7 +105,8 @@ def _is_partitioned(folder: Path) -> bool:
 
 
 def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
-    """One row per hash: the max of each tag, and ``rows_<tag>`` = how many rows each table had for that hash.
+    """One row per hash: the max finite value of each tag (null when it has none), ``rows_<tag>`` = how many rows
+    each table had for that hash and ``non_finite_<tag>`` = how many of them held NaN or an infinity.
 
     All tag tables are deduplicated in one aggregation, so the metadata is
     joined (shuffled) once, whatever the number of tag tables.
@@ -116,13 +122,15 @@ def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
     ]
     rows = reduce(DataFrame.unionByName, parts)
     return rows.groupBy("hash").agg(
-        *[F.max(s.column).alias(s.column) for s in specs],
+        *[F.max(finite_or_null(F.col(s.column))).alias(s.column) for s in specs],
         *[F.sum(f"rows_{s.name}").alias(f"rows_{s.name}") for s in specs],
+        *[F.count(F.when(non_finite(F.col(s.column)), 1)).alias(f"non_finite_{s.name}") for s in specs],
     )
 
 
 def tag_counts(combined: DataFrame, specs: Sequence[TagSpec]) -> dict[str, int]:
-    """Per tag: rows read, rows dropped for a null hash, duplicate rows dropped (rows = kept + both drops)."""
+    """Per tag: rows read, rows dropped for a null hash, duplicate rows dropped (rows = kept + both drops), and
+    values dropped for being NaN or infinite (of rows with a hash)."""
     aggregates = []
     for spec in specs:
         rows = F.col(f"rows_{spec.name}")
@@ -130,14 +138,16 @@ def tag_counts(combined: DataFrame, specs: Sequence[TagSpec]) -> dict[str, int]:
             F.sum(rows),
             F.sum(F.when(F.col("hash").isNull(), rows).otherwise(0)),
             F.count(F.when(F.col("hash").isNotNull() & (rows > 0), 1)),
+            F.sum(F.when(F.col("hash").isNotNull(), F.col(f"non_finite_{spec.name}")).otherwise(0)),
         ]
     values = [int(v or 0) for v in combined.agg(*aggregates).collect()[0]]
     counts: dict[str, int] = {}
     for i, spec in enumerate(specs):
-        rows, null_hash, kept = values[3 * i : 3 * i + 3]
+        rows, null_hash, kept, non_finite_values = values[4 * i : 4 * i + 4]
         counts[f"{spec.name}_tag_rows"] = rows
         counts[f"{spec.name}_null_hash_dropped"] = null_hash
         counts[f"{spec.name}_duplicates_dropped"] = rows - null_hash - kept
+        counts[f"{spec.name}_non_finite_dropped"] = non_finite_values
     return counts
 
 

@@ -49,10 +49,13 @@ the column, the hash and the value, as ``struct.pack`` refuses it too. Rows
 with a null key cannot be looked up: they are left out and counted.
 
 Duplicate keys (``on_duplicate``): ``first`` keeps, per key, the row whose
-values come first in ascending order (value columns left to right, NaN and
-null last): deterministic on every engine, whatever the file order; ``max``
-keeps the row with the largest values (same order, descending; NaN and null
-last); ``error`` refuses the table, naming a duplicated hash and the counts.
+values come first in ascending order (value columns left to right, NaN, the
+infinities and null last); deterministic on every engine, whatever the file
+order; ``max`` keeps the row with the largest values (same order, descending;
+NaN, the infinities and null last: a real number is always kept before a
+non-finite one, :mod:`laion_spark.lake.finite`); ``error`` refuses the table,
+naming a duplicated hash and the counts. Rows whose values hold NaN or an
+infinity are written as they are (LAION's format) and counted (``rows_non_finite``).
 """
 
 from __future__ import annotations
@@ -79,9 +82,11 @@ from pyspark.sql import types as T
 
 from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError, first_line
+from ..lake.finite import finite_or_nan
 from ..lake.layout import is_local, table_path
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import TableError, TableNotFoundError, WriteConflictError, check_data_files, is_delta, read_table
+from ..paths import engine_path
 from .params import BuildKV
 from .radix import key_order
 from .reader import record_dtype
@@ -106,7 +111,7 @@ _SUMMARY_FIELDS = [
     ("range", T.IntegerType(), pa.int32(), False),
     *(
         (name, T.LongType(), pa.int64(), False)
-        for name in ("rows", "null_keys", "written", "dropped", "duplicate_keys")
+        for name in ("rows", "null_keys", "written", "dropped", "duplicate_keys", "non_finite")
     ),
     *((name, T.LongType(), pa.int64(), True) for name in ("first_key", "last_key", "duplicate_example")),
     ("too_large", T.BooleanType(), pa.bool_(), False),
@@ -138,6 +143,8 @@ class KVBuildResult:
     null_keys_rejected: int
     ranges: int
     seconds: float = 0.0
+    #: Rows with a key whose values hold NaN or an infinity (written as they are; never preferred to a duplicate).
+    non_finite_rows: int = 0
 
     def format(self) -> str:
         """The run summary, and the file with its row accounting."""
@@ -161,6 +168,7 @@ class KVBuildResult:
                 "rows_written": self.rows_written,
                 "duplicates_dropped": self.duplicates_dropped,
                 "null_keys_rejected": self.null_keys_rejected,
+                "rows_non_finite": self.non_finite_rows,
                 "key_ranges": self.ranges,
                 "file_bytes": self.rows_written * self.record_size,
             },
@@ -194,7 +202,7 @@ def read_source(lake: LakeSession, table: str | Path) -> DataFrame:
             pq.read_metadata(path).schema.to_arrow_schema()
         except (OSError, pa.ArrowException, ValueError) as err:  # ValueError: a name that is not UTF-8
             raise TableError(f"{text} is not readable parquet ({err})") from None
-    return lake.spark.read.parquet(text)
+    return lake.spark.read.parquet(engine_path(text))
 
 
 def build_kv(lake: LakeSession, stage: BuildKV) -> KVBuildResult:
@@ -248,6 +256,7 @@ def write_kv(lake: LakeSession, source: str | Path | DataFrame, stage: BuildKV) 
             ranges = bounds.shape[0] + 1
             fragments = _write_fragments(_partition_ranges(rows, bounds), _range_writer(*encoding, limit=None))
         rows_in, written, dropped, null_keys = _check_fragments(fragments, name, key_column, on_duplicate, counted)
+        non_finite_rows = sum(f["non_finite"] for f in fragments)
         _concatenate(partial, _fragment_files(staging_dir, fragments, dtype.itemsize))
         size = os.path.getsize(partial)
         if size != written * dtype.itemsize:
@@ -266,6 +275,7 @@ def write_kv(lake: LakeSession, source: str | Path | DataFrame, stage: BuildKV) 
         null_keys_rejected=null_keys,
         ranges=ranges,
         seconds=time.perf_counter() - started,
+        non_finite_rows=non_finite_rows,
     )
     if stage.lake is not None:
         record_run(lake, stage.lake, result.summary())
@@ -415,6 +425,7 @@ def _range_writer(
         table = pa.Table.from_batches(kept)
         keys = table.column("key").to_numpy()
         values = [_values(table.column(f"v{i}")) for i in range(len(value_columns))]
+        non_finite = _non_finite_rows(table, len(value_columns))
         numbers = table.column(_RANGE).to_numpy() if _RANGE in table.column_names else np.zeros(1, np.int32)
         batch_starts = np.cumsum([0, *(batch.num_rows for batch in kept[:-1])])
         order, keys, unique = _row_order(keys, values, on_duplicate, batch_starts)
@@ -436,7 +447,12 @@ def _range_writer(
             )
             for start, end in zip(starts, ends, strict=True)
         ]
-        summaries[0] = {**summaries[0], "rows": summaries[0]["rows"] + null_keys, "null_keys": null_keys}
+        summaries[0] = {
+            **summaries[0],
+            "rows": summaries[0]["rows"] + null_keys,
+            "null_keys": null_keys,
+            "non_finite": non_finite,
+        }
         yield _summaries(summaries)
 
     return write
@@ -494,7 +510,8 @@ def _row_order(
     duplicated = bool((sorted_keys[1:] == sorted_keys[:-1]).any())
     if not duplicated or on_duplicate == "error":
         return order, sorted_keys, not duplicated
-    ties = [v if on_duplicate == "first" else -v for v in reversed(values)]  # numpy sorts NaN last, -NaN too
+    # numpy sorts NaN last, -NaN too: a non-finite value (NaN or an infinity) made NaN is never preferred
+    ties = [finite_or_nan(v) if on_duplicate == "first" else -finite_or_nan(v) for v in reversed(values)]
     order = np.lexsort([*ties, keys])
     return order, keys[order], False
 
@@ -577,6 +594,18 @@ def _concatenate(out: Path, fragments: list[Path]) -> None:
         for fragment in fragments[1:]:
             with open(fragment, "rb") as source:
                 shutil.copyfileobj(source, sink, _COPY_BUFFER)
+
+
+def _non_finite_rows(table: pa.Table, value_columns: int) -> int:
+    """Rows of ``table`` whose value columns ``v0`` ... hold NaN or an infinity (a null is not counted)."""
+    flags = None
+    for i in range(value_columns):
+        column = table.column(f"v{i}")
+        if not pa.types.is_floating(column.type):
+            continue
+        bad = pc.fill_null(pc.or_(pc.is_nan(column), pc.is_inf(column)), False)
+        flags = bad if flags is None else pc.or_(flags, bad)
+    return 0 if flags is None else int(pc.sum(flags).as_py() or 0)
 
 
 def _values(column: pa.ChunkedArray) -> np.ndarray:

@@ -38,7 +38,8 @@ class BuildKV(Stage):
     key_column: str = param("hash", help="Integer key column.")
     on_duplicate: str = param(
         "max",
-        help="Rows sharing a key: first (smallest values), max (largest values, NaN last), error (refuse the table).",
+        help="Rows sharing a key: first (smallest values), max (largest values; NaN and infinities last), error "
+        "(refuse the table).",
         choices=ON_DUPLICATE,
     )
     max_rows_per_range: int = param(

@@ -41,7 +41,7 @@ __all__, __getattr__, __dir__ = exports(
         ".collections": ["JOINED_SCHEMA", "raw_schema"],
         ".hashing": ["laion_hash"],
         ".columns": ["KINDS", "ColumnError", "require_columns"],
-        ".sql": ["lake_sql", "register_views"],
+        ".sql": ["QueryRefusedError", "ReadOnlyQuery", "lake_sql", "read_only_query", "register_views"],
         ".doctor": ["CHECK_ROWS", "check_engine"],
     },
 )

@@ -3,24 +3,41 @@ record runs (nothing but the standard library)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from ..paths import is_uri, normalise_path
 
 #: The three LAION-5B metadata collections.
 COLLECTIONS = ("laion2B-en", "laion2B-multi", "laion1B-nolang")
 
 
+#: A collection's name: what a partition folder ``collection=<name>`` holds on every file system (at most 128
+#: characters: a folder name may have 255 bytes).
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def collection_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a collection's name (a partition folder), or ``None`` when it can."""
+    if COLLECTION_NAME.fullmatch(name):
+        return None
+    if len(name) > 128:
+        return f"collection name {name[:40]!r}... has {len(name)} characters: at most 128"
+    return f"collection name {name!r}: use letters, digits, '.', '_' and '-'"
+
+
 def is_local(path: str | Path) -> bool:
-    """Whether ``path`` is on the local file system (not ``s3://``, ``dbfs:/`` ...)."""
-    text = str(path)
-    return "://" not in text and not text.startswith("dbfs:")
+    """Whether ``path`` is on the local file system (a path or a ``file:`` URI; not ``s3://``, ``dbfs:/`` ...)."""
+    return not is_uri(str(path))
 
 
 def table_path(path: str | Path) -> str:
-    """Absolute path for a local folder; URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
+    """Absolute path for a local folder (:func:`~laion_spark.paths.normalise_path`, then symbolic links
+    resolved); URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
     text = str(path)
     if not is_local(text):
         return text
-    return str(Path(text).expanduser().resolve())
+    return str(Path(normalise_path(text)).resolve())
 
 
 def lake_table(lake_dir: str | Path, name: str) -> str:

@@ -4,6 +4,9 @@ The table format comes from the :class:`~laion_spark.engine.LakeSession`; jobs
 call these helpers instead of ``df.write.format(...)`` so that partition-scoped
 replacement is done the one way that is safe on every engine.
 
+Every local path goes to the engine through :func:`~laion_spark.paths.engine_path` (a path with a space,
+``#``, ``?`` or a non-ASCII letter through an alias), so the table lands in the folder named, on every engine.
+
 A table a job reads is checked before the engine touches it: a missing path, a
 folder that is not a table, or (for local tables) a data file whose parquet
 footer cannot be read is a :class:`TableError` naming the table and the file.
@@ -24,6 +27,7 @@ from pyspark.sql import DataFrame, DataFrameWriter
 
 from ..engine.factory import LakeSession
 from ..errors import InputError, LaionSparkError, first_line
+from ..paths import engine_path
 from .layout import is_local, table_path
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
@@ -51,7 +55,7 @@ def table_exists(lake: LakeSession, path: str | Path) -> bool:
             return is_delta(local) and any((local / "_delta_log").glob("*.json"))
         return local.is_dir() and any(local.rglob("*.parquet"))
     try:
-        lake.spark.read.format(lake.table_format).load(text).schema  # noqa: B018 - reading the schema is what fails for no table
+        lake.spark.read.format(lake.table_format).load(engine_path(text)).schema  # noqa: B018 - reading the schema is what fails for no table
     except Exception:  # noqa: BLE001 - engines raise different types for "no table"
         return False
     return True
@@ -77,7 +81,7 @@ def read_table(lake: LakeSession, path: str | Path, version: int | None = None) 
         reader = reader.option("versionAsOf", version)
     if lake.table_format == "parquet":
         reader = reader.option("mergeSchema", "true")  # files written before a column was added
-    return reader.load(text)
+    return reader.load(engine_path(text))
 
 
 def _not_a_table_hint(folder: Path, lake: LakeSession) -> str:
@@ -175,7 +179,7 @@ _CONFLICT = re.compile(
 
 def _save(writer: DataFrameWriter, path: str) -> None:
     try:
-        writer.save(path)
+        writer.save(engine_path(path, create=True))
     except Exception as err:
         if _CONFLICT.search(str(err)):
             raise WriteConflictError(

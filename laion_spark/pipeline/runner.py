@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config_file import PipelineConfigError
 from ..engine.factory import LakeSession
 from ..lake.layout import is_local
-from ..stage import Stage
+from ..stage import FROM_LAKE, Stage
 from .config import PipelineConfig
 from .params import PIPELINE_STAGES, STAGE_ORDER
 from .stages import StageContext
@@ -90,16 +90,35 @@ class PlannedStage:
 
 def plan(ctx: StageContext, names: Sequence[str], *, check_inputs: bool = True) -> list[PlannedStage]:
     """The runs of every stage in ``names``; raises :class:`PipelineConfigError` for a refused parameter, or (with
-    ``check_inputs``) an input that neither exists now nor is written by an earlier stage of the plan (naming it)."""
+    ``check_inputs``) an output that cannot be written (:func:`check_outputs`) or an input that neither exists now
+    nor is written by an earlier stage of the plan (naming it)."""
     planned, written = [], set()
     for name in names:
         stage = PlannedStage(name, ctx.runs(name))
+        if check_inputs:
+            check_outputs([stage])
         for path in stage.inputs if check_inputs else []:
             if path not in written and is_local(path) and not _exists(path):
                 raise PipelineConfigError(f"pipeline.stages.{name}: input {path} does not exist")
         written.update(stage.outputs)
         planned.append(stage)
     return planned
+
+
+def check_outputs(stages: Sequence[PlannedStage]) -> None:
+    """Raise :class:`PipelineConfigError` naming the key when an output of a planned run cannot be written (a lake
+    that is a file, a folder the OS refuses: :meth:`~laion_spark.stage.Stage.refused_output`), before any runs."""
+    for stage in stages:
+        many = PIPELINE_STAGES[stage.name].many
+        for i, run in enumerate(stage.runs):
+            refused = run.refused_output()
+            if refused is None:
+                continue
+            spec = next((p for p, _ in run.values() if p.name == refused.name), None)
+            if spec is not None and spec.pipeline == FROM_LAKE:
+                raise PipelineConfigError(refused.labelled("pipeline.lake"))
+            where = f"pipeline.stages.{stage.name}" + (f".{many}[{i}]" if many else "")
+            raise PipelineConfigError(refused.labelled(f"{where}.{refused.name}"))
 
 
 def _exists(path: str) -> bool:

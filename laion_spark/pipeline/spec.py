@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..config_file import PipelineConfigError, mapping, text
 from ..lake.layout import COLLECTIONS, lake_table
+from ..paths import is_uri, is_within, normalise_path
 from ..stage import FROM_HEAD, ParamError, Stage, params
 from .params import PIPELINE_STAGES
 
@@ -66,22 +66,29 @@ class PipelineSpec:
     stages: Mapping[str, Any] = field(default_factory=dict)
 
     def path(self, value: str) -> str:
-        """``value`` against ``root`` (URIs and absolute paths as they are); a string, local paths absolute."""
-        if "://" in value or value.startswith("dbfs:"):
-            return value
-        path = Path(value).expanduser()
-        return str(path if path.is_absolute() else (Path(self.root).expanduser() / path).absolute())
+        """``value`` against ``root`` (URIs and absolute paths as they are), normalised as every path is
+        (:func:`~laion_spark.paths.normalise_path`); raises :class:`~laion_spark.paths.PathError`."""
+        return normalise_path(value, base=self.root_dir)
 
     def table(self, value: str) -> str:
         """A table parameter: a bare name is the lake's table of that name, anything else a path (:meth:`path`)."""
-        if "/" in value or "\\" in value or "://" in value or value.startswith("dbfs:"):
+        if "/" in value or "\\" in value or is_uri(value) or value.startswith("file:"):
             return self.path(value)
         return lake_table(self.lake_dir, value)
+
+    @property
+    def root_dir(self) -> str:
+        """The root folder, normalised (relative: to the working directory)."""
+        return normalise_path(self.root)
 
     @property
     def lake_dir(self) -> str:
         """The lake folder."""
         return self.path(self.lake)
+
+    def confines(self, path: str) -> bool:
+        """Whether a stage may write at ``path`` (normalised): under the root or the lake (URIs: under the lake)."""
+        return is_within(path, self.lake_dir) or (not is_uri(path) and is_within(path, self.root_dir))
 
     def resolved(self, stage: type[Stage], section: Mapping[str, Any]) -> dict[str, Any]:
         """The section's values with its paths resolved against ``root`` and its tables against the lake."""
@@ -151,7 +158,9 @@ def section(stage: type[Stage], data: object, where: str) -> dict[str, Any]:
     for spec in specs:
         if spec.name in item:
             try:
-                values[spec.name] = spec.check(item[spec.name])
+                checked = spec.check(item[spec.name])
             except ParamError as err:
                 raise PipelineConfigError(err.labelled(f"{where}.{spec.name}")) from None
+            # a path stays as written: it is resolved against the root (known once --root is) by PipelineSpec.path
+            values[spec.name] = item[spec.name] if spec.path and isinstance(item[spec.name], str) else checked
     return values

@@ -21,6 +21,7 @@ from ..aesthetic.params import TAGS_TABLE, head_name
 from ..config_file import PipelineConfigError
 from ..engine.factory import LakeSession
 from ..lake.layout import lake_table
+from ..paths import PathError
 from ..stage import FROM_COLLECTION, FROM_CONFIG, FROM_HEAD, FROM_LAKE, Param, ParamError, Stage, params
 from ..subsets.params import SUBSET_KEYS, SubsetsConfig
 from .config import PipelineConfig
@@ -80,6 +81,12 @@ class StageContext:
 
     def runs(self, name: str) -> list[Stage]:
         """The runs of stage ``name``, as declarations; raises :class:`PipelineConfigError` naming a refused key."""
+        try:
+            return self._runs(name)
+        except PathError as err:  # a collection's input, the lake or the root
+            raise PipelineConfigError(f"pipeline: {err}") from None
+
+    def _runs(self, name: str) -> list[Stage]:
         definition = PIPELINE_STAGES[name]
         section = self.spec.stages[name]
         where = f"pipeline.stages.{name}"
@@ -109,7 +116,10 @@ class StageContext:
 
     def _declare(self, name: str, section: Mapping[str, Any], where: str, supplied: dict[str, Any]) -> Stage:
         stage = PIPELINE_STAGES[name].stage
-        values = self.spec.resolved(stage, section)
+        try:
+            values = self.spec.resolved(stage, section)
+        except PathError as err:
+            raise PipelineConfigError(f"{where}: {err}") from None
         for spec in params(stage):
             if spec.pipeline == FROM_LAKE:
                 values[spec.name] = self.lake_dir
@@ -120,9 +130,23 @@ class StageContext:
         values.update(supplied)
         values = ADJUST.get(name, _as_given)(self, section, values)
         try:
-            return stage(**{key: value for key, value in values.items() if value is not None})
+            declared = stage(**{key: value for key, value in values.items() if value is not None})
         except ParamError as err:
             raise PipelineConfigError(err.labelled(f"{where}.{err.name}")) from None
+        self._confine(declared, section, where)
+        return declared
+
+    def _confine(self, declared: Stage, section: Mapping[str, Any], where: str) -> None:
+        """Refuse a path the section gives a stage to write (:meth:`~laion_spark.stage.Stage.written`) outside the
+        pipeline root and the lake: a name from the config never leads a write astray."""
+        written = set(declared.written())
+        for spec, value in declared.values():
+            given = spec.name in section and spec.path and isinstance(value, str)
+            if given and value in written and not self.spec.confines(value):
+                raise PipelineConfigError(
+                    f"{where}.{spec.name}: {section[spec.name]!r} leads to {value}, outside the pipeline root "
+                    f"{self.spec.root_dir} and the lake {self.lake_dir}: the pipeline writes only there"
+                )
 
 
 def _as_given(ctx: StageContext, section: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:

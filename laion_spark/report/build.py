@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..engine.factory import LakeSession
 from ..errors import InputError
+from ..lake.layout import is_local
 from ..lake.runs import RunSummary, record_run
 from ..subsets.params import load_subsets_config
 from .charts import distribution_chart, funnel_chart
@@ -49,9 +50,12 @@ def build_report(lake: LakeSession, stage: Report) -> Path:
     layout and links ``umap_map.html``, the interactive map written beside it.
 
     Every table is optional (a missing one becomes a note on the page); raises
-    :class:`~laion_spark.errors.InputError` for an ``out`` that is a file.
+    :class:`~laion_spark.errors.InputError` for a lake folder that does not exist and an ``out`` that is a file.
     """
     out, lake_dir = stage.folder, stage.lake
+    if is_local(lake_dir) and not Path(lake_dir).is_dir():  # an empty report of a lake that is not there is no report
+        what = "is not a folder" if Path(lake_dir).exists() else "does not exist"
+        raise InputError(f"--lake {lake_dir}: {what}; give the lake folder the jobs wrote")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,17 @@
-"""The report page: one self-contained HTML file (``report.css`` inlined, charts as base64 data URIs)."""
+"""The report page: one self-contained HTML file (``report.css`` inlined, charts as base64 data URIs).
+
+Every value from the lake goes through :func:`_e`: HTML-escaped, with control characters (NUL, ESC ...) and lone
+surrogates shown as ``\\xNN`` / ``\\uNNNN`` text instead of copied raw. A caption shows its first
+:data:`CAPTION_CHARS` characters, the rest on demand (a closed ``<details>``, which the browser does not lay out),
+kept up to :data:`FULL_CHARS`; a URL shows :data:`~.map.URL_CHARS` and links only when it is URL-sized, so that
+one huge value cannot make the page slow.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,10 +21,42 @@ import pandas as pd
 from ..aesthetic.buckets import BUCKETS, UNIT_BUCKETS, laion_form
 from .assets import asset
 from .data import ReportData
+from .map import URL_CHARS
+
+#: Characters of a caption shown in a table cell; the rest opens on demand.
+CAPTION_CHARS = 300
+#: Characters of a value kept in the page at most (the rest: ``laion-spark sql`` shows it).
+FULL_CHARS = 20_000
+#: Longest URL made a link (browsers and servers refuse far shorter ones).
+HREF_CHARS = 8_192
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _visible(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text: escaped, control characters and lone surrogates written out (``\\x00``)."""
+    return html.escape(_UNPRINTABLE.sub(_visible, str(value)), quote=True)
+
+
+def _long_text(text: str, shown: int = CAPTION_CHARS) -> str:
+    """HTML of a caption: its first ``shown`` characters, the rest (up to :data:`FULL_CHARS`) on demand."""
+    if len(text) <= shown:
+        return _e(text)
+    kept = text[:FULL_CHARS]
+    cut = len(text) - len(kept)
+    beyond = (
+        f'<span class="muted">... {cut:,} more characters not kept in this page (laion-spark sql shows them)</span>'
+        if cut
+        else ""
+    )
+    return (
+        f'<details class="long"><summary>{_e(text[:shown])}... <span class="muted">({len(text):,} characters: '
+        f'show all)</span></summary><div class="full">{_e(kept)}{beyond}</div></details>'
+    )
 
 
 def _png_data_uri(path: Path) -> str:
@@ -139,10 +179,11 @@ def _funnel_section(data: ReportData, charts: Mapping[str, Path], stages: list[s
 def _url_cell(url: object) -> str:
     if not isinstance(url, str):
         return "<span class='muted'>(no URL)</span>"
-    if url.startswith(("http://", "https://")):
-        link = f'<a href="{_e(url)}" rel="noopener noreferrer nofollow">{_e(url)}</a>'
-        return f'<span class="url" title="{_e(url)}">{link}</span>'
-    return f'<span class="url" title="{_e(url)}">{_e(url)}</span>'
+    shown = url[:URL_CHARS] + ("..." if len(url) > URL_CHARS else "")
+    if url.startswith(("http://", "https://")) and len(url) <= HREF_CHARS and not _UNPRINTABLE.search(url):
+        link = f'<a href="{_e(url)}" rel="noopener noreferrer nofollow">{_e(shown)}</a>'
+        return f'<span class="url" title="{_e(shown)}">{link}</span>'
+    return f'<span class="url" title="{_e(shown)}">{_e(shown)}</span>'
 
 
 def _samples_section(data: ReportData) -> str:
@@ -153,7 +194,7 @@ def _samples_section(data: ReportData) -> str:
             _e(BUCKETS[row.bucket_order]) if row.pick == 1 else "",
             f"{row.aesthetic:.2f}",
             _e(row.collection),
-            _e(row.TEXT),
+            _long_text(str(row.TEXT)),
             _url_cell(row.URL),
         ]
         for row in data.samples.itertuples()

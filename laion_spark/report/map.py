@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.factory import LakeSession
+from ..lake.finite import finite_or_nan
 from ..lake.layout import lake_table
 from ..lake.tables import read_table, table_exists
 from ..umap.params import UMAP_TABLE, coordinate_columns
@@ -108,7 +109,7 @@ def map_payload(data: MapData) -> dict:
         "total": data.total_rows,
         "palette": palette(),
         "background": BACKGROUND,
-        "score": _floats(points["AESTHETIC_SCORE"]),
+        "score": _floats(finite_or_nan(pd.to_numeric(points["AESTHETIC_SCORE"], errors="coerce"))),  # unscored
         "text": _clip(points["TEXT"], CAPTION_CHARS),
         "url": _clip(points["URL"], URL_CHARS),
         "views": views,

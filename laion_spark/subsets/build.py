@@ -4,8 +4,10 @@ Semantics follow LAION's ``aesthetic_join.py`` / ``laion_art.py``:
 
 * safety: ``pwatermark < 0.8 AND punsafe < 0.5`` (thresholds from the config). With
   LAION's SQL semantics a null tag fails the filter; ``keep_null_tags`` lets a null
-  tag pass (a known failing tag still fails). NaN tags always fail.
-* threshold: strict ``aesthetic > t``; a null or NaN score never passes.
+  tag pass (a known failing tag still fails). A NaN or infinite tag always fails
+  (counted: ``non_finite_tags``, :mod:`laion_spark.lake.finite`).
+* threshold: strict ``aesthetic > t``; a null, NaN or infinite score never passes
+  (``+inf > 8`` would: counted as ``non_finite_score``, part of ``missing_score``).
 * columns, in order: LAION's ``URL, TEXT, WIDTH, HEIGHT, similarity, punsafe,
   pwatermark, AESTHETIC_SCORE, hash``, then ``collection``, then the subset's
   ``extra_columns`` (laion-art adds ``LANGUAGE``).
@@ -19,7 +21,9 @@ Semantics follow LAION's ``aesthetic_join.py`` / ``laion_art.py``:
 
 Each subset table is rewritten whole. Per subset a run summary is recorded whose
 counts add up: ``joined = passed_safety + failed_safety + failed_null_tags`` and
-``passed_safety = rows + below_threshold + missing_score``.
+``passed_safety = rows + below_threshold + missing_score``; ``non_finite_tags`` (rows with a NaN or infinite
+tag, all failed) and ``non_finite_score`` (passed rows whose score is NaN or infinite, of ``missing_score``)
+say how many non-finite values were kept out.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ..engine.factory import LakeSession
 from ..errors import InputError
 from ..ingest.params import JOINED_TABLE
 from ..lake.columns import require_columns
+from ..lake.finite import finite, non_finite
 from ..lake.layout import is_local, lake_table, table_path
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import delta_version, read_table, table_exists, write_table
@@ -68,9 +73,9 @@ class SubsetError(InputError):
 
 
 def _known_ok(column: str, below: float) -> Column:
-    """The tag is present, not NaN and below the limit (never null)."""
+    """The tag is a finite number below the limit (never null)."""
     col = F.col(column)
-    return col.isNotNull() & ~F.isnan(col) & (col < F.lit(below))
+    return finite(col) & (col < F.lit(below))
 
 
 def safety_outcome(safety: SafetyConfig) -> Column:
@@ -87,20 +92,20 @@ def safety_outcome(safety: SafetyConfig) -> Column:
 
 
 def passes_threshold(threshold: float) -> Column:
-    """Strict ``aesthetic > threshold``; false (never null) for a null or NaN score."""
+    """Strict ``aesthetic > threshold``; false (never null) for a null, NaN or infinite score."""
     score = F.col("aesthetic")
-    return score.isNotNull() & ~F.isnan(score) & (score > F.lit(threshold))
+    return finite(score) & (score > F.lit(threshold))
 
 
 def _has_score() -> Column:
-    return F.col("aesthetic").isNotNull() & ~F.isnan(F.col("aesthetic"))
+    return finite(F.col("aesthetic"))
 
 
 def subset_counts(joined: DataFrame, config: SubsetsConfig) -> pd.DataFrame:
     """Per collection: rows in ``joined``, safety outcomes, rows without a score and rows per subset.
 
     One aggregate over ``joined``; columns ``collection, joined, passed_safety,
-    failed_safety, failed_null_tags, kept_null_tags, missing_score`` and one
+    failed_safety, failed_null_tags, kept_null_tags, missing_score, non_finite_score, non_finite_tags`` and one
     ``subset_<name>`` column per configured subset (0 outside its collections).
     """
     outcome = safety_outcome(config.safety)
@@ -117,6 +122,8 @@ def subset_counts(joined: DataFrame, config: SubsetsConfig) -> pd.DataFrame:
         count_if(outcome == F.lit(FAILED_NULL_TAGS), "failed_null_tags"),
         count_if(passed & has_null_tag, "kept_null_tags"),
         count_if(passed & ~_has_score(), "missing_score"),
+        count_if(passed & non_finite(F.col("aesthetic")), "non_finite_score"),
+        count_if(non_finite(F.col("pwatermark")) | non_finite(F.col("punsafe")), "non_finite_tags"),
     ]
     for spec in config.subsets:
         in_scope = F.col("collection").isin(list(spec.collections)) if spec.collections else F.lit(True)
@@ -200,6 +207,8 @@ def build_subsets(lake: LakeSession, stage: BuildSubsets) -> list[RunSummary]:
             "passed_safety": total["passed_safety"],
             "kept_null_tags": total["kept_null_tags"],
             "missing_score": total["missing_score"],
+            "non_finite_score": total["non_finite_score"],
+            "non_finite_tags": total["non_finite_tags"],
             "below_threshold": total["passed_safety"] - total["missing_score"] - total[spec.table],
             "rows": total[spec.table],
         }

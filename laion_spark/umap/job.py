@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 from ..engine.factory import LakeSession
 from ..errors import InvariantError
 from ..lake.columns import require_columns
+from ..lake.finite import non_finite
 from ..lake.layout import is_local, lake_table
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import read_table, write_table
@@ -163,6 +164,9 @@ def layout_sample(lake: LakeSession, plan: Umap, embedder: TextEmbedder, backend
     if folder is not None:
         points = read_table(lake, target).select("AESTHETIC_SCORE", *coordinate_columns(plan.neighbors)).toPandas()
         summary.metrics["renders"] = len(render_layouts(points, plan.neighbors, folder))
+        # drawn unscored, never with the top colour (laion_spark.lake.finite)
+        unscored = read_table(lake, target).where(non_finite(F.col("AESTHETIC_SCORE"))).count()
+        summary.metrics["rows_non_finite_score"] = unscored
         _write_manifest(folder / MANIFEST, summary, embedder, plan, width, backend, layouts)
     record_run(lake, lake_dir, summary)
     return summary

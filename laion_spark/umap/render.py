@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..lake.finite import finite_or_nan
 from .errors import UmapError
 from .params import RENDER_PIXELS, coordinate_columns
 
@@ -49,13 +50,18 @@ def render_layout(
     """Write a ``pixels`` x ``pixels`` PNG of the points ``(x, y)`` coloured by mean ``score``; return its path.
 
     Rows with a NaN coordinate are left out, and so are the 0.1 % most extreme points of each axis end (the
-    view frames the bulk of the layout); a NaN score leaves its pixel unshaded.
+    view frames the bulk of the layout); a NaN or infinite score leaves its pixel unshaded (never the top colour:
+    :mod:`laion_spark.lake.finite`).
     """
     import datashader as ds
     import datashader.transfer_functions as tf
 
     points = pd.DataFrame(
-        {"x": np.asarray(x, np.float32), "y": np.asarray(y, np.float32), "score": np.asarray(score, np.float32)}
+        {
+            "x": np.asarray(x, np.float32),
+            "y": np.asarray(y, np.float32),
+            "score": finite_or_nan(score).astype(np.float32),
+        }
     )
     points = points[np.isfinite(points["x"]) & np.isfinite(points["y"])]
     path = Path(path)

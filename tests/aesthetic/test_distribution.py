@@ -31,8 +31,8 @@ EDGES = {  # score -> bucket
     4.5: "4-5",
     9.999: "9-10",
     10.0: "10_and_above",
-    float("inf"): "10_and_above",
-    float("-inf"): "below_0",
+    float("inf"): "missing",  # non-finite: not a score (laion_spark.lake.finite)
+    float("-inf"): "missing",
     float("nan"): "missing",
     None: "missing",
 }
@@ -160,3 +160,12 @@ def test_stats_command_prints_the_distribution(lake_dir):
 def test_classic_spark_counts_the_same_distribution(classic_run, reference_run):
     """stats on classic Spark: the same counts per bucket, collection and head as on Sail."""
     assert_same_tables(classic_run, reference_run, ["score_distribution"])
+
+
+def test_the_stats_run_counts_the_non_finite_scores_it_puts_in_missing(sail, tmp_path):
+    write_tags(sail, tmp_path, [tags_table(list(EDGES), "laion1B-nolang", "h")])
+    build_score_distribution(sail, ScoreDistribution(lake=tmp_path))
+    runs = DeltaTable(str(tmp_path / "runs")).to_pandas()
+    metrics = dict(zip(runs["metric"], runs["value"], strict=True))
+    assert metrics["rows_non_finite_score"] == 3  # NaN, +inf, -inf (null is missing, not non-finite)
+    assert metrics["rows_missing_score"] == 4

@@ -158,6 +158,7 @@ def test_the_report_links_the_map_and_shows_a_render_per_layout(sail, tmp_path):
 
 
 def test_a_lake_without_umap_gets_no_map(sail, tmp_path):
+    (tmp_path / "lake").mkdir()  # a lake with no table (a lake that does not exist is refused)
     report = build_report(sail, Report(lake=tmp_path / "lake", out=tmp_path / "report"))
     assert "umap_map.html" not in report.read_text(encoding="utf-8")
     assert not (tmp_path / "report" / "umap_map.html").exists()

@@ -1,0 +1,43 @@
+"""join-tags under the non-finite rule (laion_spark.lake.finite): duplicates keep the largest finite tag, NaN and the
+infinities are never ordered above a real number, and the run summary counts them."""
+
+from __future__ import annotations
+
+from test_join_tags import joined_rows, raw_table, row_hashes, write_parts, write_tags
+
+from laion_spark.ingest import join_tags
+from laion_spark.ingest.params import JoinTags
+
+NAN, INF = float("nan"), float("inf")
+
+
+def test_a_real_number_wins_over_nan_and_infinity_among_duplicates_and_they_are_counted(sail, tmp_path) -> None:
+    table = raw_table("laion2B-en")
+    metadata = write_parts(tmp_path / "metadata", table)
+    h = list(dict.fromkeys(row_hashes(table)))  # distinct hashes (the table repeats a few rows)
+    # hash 0: 9.0 and NaN; 1: +inf and 3.0; 2: NaN only; 3: -inf and 2.0; 4: -inf only; 5: 4.0 alone
+    hashes = [h[0], h[0], h[1], h[1], h[2], h[3], h[3], h[4], h[5]]
+    values = [9.0, NAN, INF, 3.0, NAN, -INF, 2.0, -INF, 4.0]
+    tags = write_tags(tmp_path / "aesthetic.parquet", hashes, "aesthetic", values)
+    # three distinct values: Sail 0.7 reads a NaN in a row group whose other values are all equal as that value
+    watermark = write_tags(tmp_path / "watermark.parquet", [h[0], h[0], h[1]], "pwatermark", [NAN, 0.25, 0.5])
+
+    summary = join_tags(
+        sail,
+        JoinTags(
+            metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", aesthetic_tags=tags,
+            watermark_tags=watermark,
+        ),
+    )  # fmt: skip
+
+    by_hash = {r["hash"]: r for r in joined_rows(tmp_path / "lake", "laion2B-en")}
+    assert by_hash[h[0]]["aesthetic"] == 9.0 and by_hash[h[0]]["pwatermark"] == 0.25
+    assert by_hash[h[1]]["aesthetic"] == 3.0
+    assert by_hash[h[2]]["aesthetic"] is None
+    assert by_hash[h[3]]["aesthetic"] == 2.0
+    assert by_hash[h[4]]["aesthetic"] is None
+    assert by_hash[h[5]]["aesthetic"] == 4.0
+    assert summary.metrics["aesthetic_non_finite_dropped"] == 5
+    assert summary.metrics["watermark_non_finite_dropped"] == 1
+    assert summary.metrics["aesthetic_tag_rows"] == len(hashes)
+    assert summary.metrics["rows_out"] == summary.metrics["rows_in"] == table.num_rows

@@ -1,0 +1,63 @@
+"""A pipeline whose root (so its lake and every output) has a space, a '#' and a non-ASCII letter in its path runs
+end to end on Sail and on classic Spark, and writes the same tables as the reference run at a plain path; nothing
+lands beside the root (no percent-encoded twin folder, nothing in its parent)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from lake_checks import assert_same_tables, lake_digests
+from pipeline_runs import rooted
+
+from laion_spark.pipeline import run_pipeline
+from laion_spark.pipeline.config import load_pipeline_config
+
+ODD = "my lake #1 é"
+#: Tables classic Spark writes as Sail does (the ones its own engine tests compare).
+COMPARED = ["joined", "aesthetic_tags", "image_aesthetic_tags", "subset_aesthetics_6plus", "subset_en_5plus"]
+
+
+def _only_the_root_beside(parent, root) -> None:
+    assert [p.name for p in parent.iterdir()] == [root.name]
+
+
+@pytest.mark.slow
+def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_sail_matches_the_reference(
+    sail, sample, reference_run, tmp_path
+) -> None:
+    root = tmp_path / "odd" / ODD
+    run_pipeline(sail, load_pipeline_config(rooted(root, sample)), echo=lambda line: None)
+    assert lake_digests(root / "lake") == lake_digests(reference_run / "lake")
+    for name in ("aesthetic.kv", "watermark_safety.kv"):
+        assert (root / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes(), name
+    assert (root / "report" / "index.html").is_file()
+    _only_the_root_beside(tmp_path / "odd", root)
+
+
+@pytest.mark.classic
+def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_classic_spark(sample, reference_run, tmp_path) -> None:
+    root = tmp_path / "odd" / ODD
+    config = rooted(root, sample)
+    env = {**os.environ, "LAION_SPARK_MASTER": "local[2]"}
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "laion_spark", "pipeline", "--config", str(config), "--engine", "local"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_same_tables(root, reference_run, COMPARED)
+    for name in ("aesthetic.kv", "watermark_safety.kv"):
+        assert (root / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes(), name
+    sql = subprocess.run(
+        [sys.executable, "-m", "laion_spark", "sql", "SELECT count(*) AS n FROM joined", "--lake", str(root / "lake"),
+         "--engine", "local", "--csv"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert sql.returncode == 0 and sql.stdout.split()[-1] == "900", sql.stdout + sql.stderr
+    _only_the_root_beside(tmp_path / "odd", root)
