@@ -1,0 +1,72 @@
+"""Commands timed as a user runs them: a fresh process each, its wall time and its peak memory.
+
+Every side-by-side benchmark runs its contenders through :func:`run_fresh` (the CLI command, and the peer's own
+script) and, beside them, in this process (:func:`timed`); :func:`best` keeps the fastest of interleaved
+repeats and :func:`table` prints both framings with their ratios.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run: wall seconds, and the peak resident memory of the process (MiB; 0 in this process)."""
+
+    seconds: float
+    peak_mib: float = 0.0
+
+
+def run_fresh(argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
+    """Run ``argv`` in a new process; raises ``RuntimeError`` with its output's end when it fails."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(a) for a in argv], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))} exited {proc.returncode}:\n{output[-3000:]}")
+    return Run(seconds, usage.ru_maxrss / 1024)
+
+
+def laion_spark(*args: object) -> list[str]:
+    """The ``laion-spark`` command line, as this interpreter runs it."""
+    return [sys.executable, "-m", "laion_spark", *map(str, args)]
+
+
+def timed(step: Callable[[], object]) -> Run:
+    """Run ``step`` in this process; its wall time."""
+    started = time.perf_counter()
+    step()
+    return Run(time.perf_counter() - started)
+
+
+def best(runs: Sequence[Run]) -> Run:
+    """The fastest run (its own peak memory)."""
+    return min(runs, key=lambda run: run.seconds)
+
+
+def table(title: str, rows: Sequence[tuple[str, Run]], reference: str, unit: tuple[str, int]) -> str:
+    """A table of ``(name, run)`` rows with the throughput (``unit``: its name and how many) and each run's time as
+    a ratio of the ``reference`` row's (below 1: faster than it)."""
+    base = dict(rows)[reference].seconds
+    name_width = max(len(name) for name, _ in rows) + 2
+    lines = [title, f"{'':<{name_width}}{'wall s':>9}{unit[0] + '/s':>14}{'x ' + reference:>{len(reference) + 4}}"]
+    lines[-1] += f"{'peak MiB':>10}"
+    for name, run in rows:
+        memory = f"{run.peak_mib:>10,.0f}" if run.peak_mib else f"{'-':>10}"
+        lines.append(
+            f"{name:<{name_width}}{run.seconds:>9.2f}{unit[1] / run.seconds:>14,.0f}"
+            f"{run.seconds / base:>{len(reference) + 4}.2f}{memory}"
+        )
+    return "\n".join(lines)
