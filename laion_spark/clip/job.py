@@ -411,8 +411,8 @@ def score_images(lake: LakeSession, stage: ScoreImages) -> ImageScoreSummary:
     summary.head = head.name
 
     plan = _plan(lake, tables, tasks, job, stage.force)
-    todo = _claimed(plan.todo, job, scope)
-    urls = {t.index: stats_count(p) for t in todo if (p := stats_of(Path(t.path))) is not None}
+    urls = {t.index: stats_count(p) for t in plan.todo if (p := stats_of(Path(t.path))) is not None}
+    todo = _claimed(plan.todo, job, scope)  # the first writes: every check is done
     schemas = _prepare_tables(lake, tables)
 
     progress = RunProgress(SCORE_JOB, len(tasks))

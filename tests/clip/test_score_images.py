@@ -26,6 +26,7 @@ from laion_spark.aesthetic.scoring import score_embeddings
 from laion_spark.cli import app
 from laion_spark.clip import job as clip_job
 from laion_spark.clip import load_model, score_images
+from laion_spark.clip.images import ImageJob, TarTask, score_tar
 from laion_spark.clip.model import ModelSpec
 from laion_spark.clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE, ScoreImages
 from laion_spark.engine.factory import LakeSession
@@ -342,3 +343,25 @@ def test_values_that_do_not_fit_their_column_are_error_rows_naming_tar_and_key(
     assert sorted(tags["key"]) == ["good1", "good2", "linked"]
     m = summary.metrics
     assert (m["rows_in"], m["rows_embedded"], m["rows_failed"]) == (len(HOSTILE) + 3, 3, len(expected))
+
+
+def test_a_tar_changed_since_the_plan_or_an_unreadable_listing_is_not_staged_and_says_why(
+    tars, head, tmp_path: Path
+) -> None:
+    path = tars[0] / "00000.tar"
+    stat = path.stat()
+    stage = ScoreImages(shards=str(path), model=TINY, head=head, lake=tmp_path / "lake")
+    job = ImageJob(stage=stage, spec=ModelSpec.parse(TINY), head=load_head(head), staging=str(tmp_path / "st"),
+                   embeddings=None)  # fmt: skip
+    clip = load_model(job.spec, "cpu")
+    moved = TarTask(1, str(path), stat.st_size, stat.st_mtime_ns + 1)
+    assert score_tar(moved, job, clip)["problem"] == f"{path}: changed on disk while this run read it; rerun"
+    (tmp_path / "00000.parquet").write_bytes(b"PAR1 but not parquet")
+    unreadable = TarTask(1, str(path), stat.st_size, stat.st_mtime_ns, str(tmp_path / "00000.parquet"))
+    row = score_tar(unreadable, job, clip)
+    assert row["problem"].startswith(f"{tmp_path / '00000.parquet'}: img2dataset's listing of 00000.tar cannot be read")
+    assert row["rows"] == 0 and not (tmp_path / "st").exists()
+    fine = score_tar(TarTask(1, str(path), stat.st_size, stat.st_mtime_ns), job, clip)
+    assert (fine["problem"], fine["rows"]) == (None, 32) and job.staged(
+        TarTask(1, str(path), stat.st_size, stat.st_mtime_ns)
+    ).is_file()
