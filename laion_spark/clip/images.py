@@ -128,11 +128,6 @@ class ImageJob:
         """The staging file of a tar's rows (of its current version)."""
         return Path(self.staging) / f"rows_{task.version}.parquet"
 
-    @property
-    def rows_schema(self) -> pa.Schema:
-        """The staged rows' schema: :data:`ROWS_SCHEMA`, then the additional columns under their lake names."""
-        return pa.schema([*ROWS_SCHEMA, *[(e.column, e.type) for e in self.extras]])
-
 
 @dataclass
 class TarResult:

@@ -339,3 +339,28 @@ def test_a_lake_from_before_tar_identities_is_refused_with_what_to_do(
         run(sail, i2d.a / "*.tar", head, tmp_path / "lake")
     assert deltalake.DeltaTable(str(tmp_path / "lake" / IMAGE_TARS_TABLE)).version() == version
     assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == [IMAGE_TARS_TABLE]
+
+
+def test_additional_columns_join_an_existing_table_and_one_of_another_type_is_refused(
+    sail: LakeSession, i2d: Img2Dataset, head: Path, tmp_path: Path
+) -> None:
+    lake, bare = tmp_path / "lake", tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy2(i2d.a / "00001.tar", bare / "00001.tar")  # no listing: no additional column
+    run(sail, bare / "*.tar", head, lake)
+    run(sail, i2d.a / "*.tar", head, lake)  # similarity and LANGUAGE join the table, the bare rows null there
+    tags = read(lake / IMAGE_TAGS_TABLE)
+    assert len(tags) == 3 + 9 and tags["similarity"].isna().sum() == 3 and tags["LANGUAGE"].notna().sum() == 9
+
+    other = tmp_path / "other" / "images"
+    shutil.copytree(i2d.a, other)
+    for listing in other.glob("*.parquet"):
+        table = pq.read_table(listing)
+        index = table.column_names.index("similarity")
+        pq.write_table(table.set_column(index, "similarity", pa.array(["high"] * table.num_rows)), listing)
+    versions = {t: deltalake.DeltaTable(str(lake / t)).version() for t in TABLES}
+    with pytest.raises(
+        ShardsError, match="column similarity is double, but this run's img2dataset listings give string"
+    ):
+        run(sail, other / "*.tar", head, lake)
+    assert {t: deltalake.DeltaTable(str(lake / t)).version() for t in TABLES} == versions

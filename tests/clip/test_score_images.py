@@ -251,7 +251,7 @@ def test_kill_mid_run_then_rerun_scores_each_tar_exactly_once(cli_on_sail: None,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "LAION_SPARK_OFFLINE": "1"},
     )
-    kill_when(proc, lake / IMAGE_TARS_TABLE / "_delta_log" / f"{0:020d}.json")
+    kill_when(proc, lake / IMAGE_TARS_TABLE / "_delta_log" / f"{1:020d}.json")  # 0: the table created empty
     committed = read(lake / IMAGE_TARS_TABLE)["shard"].nunique()
     assert 1 <= committed < 6, "the kill should land between the first and the last commit"
 
