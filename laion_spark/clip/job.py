@@ -2,7 +2,8 @@
 
 ``score_images`` appends to three lake tables under ``lake_dir``, each partitioned by ``head`` then
 ``collection`` (partition columns come last when read; select by name), and creates each one empty when a
-run gives it no row, so that every table is there after any successful run:
+run gives it no row, so that every table is there after any successful run (Delta lakes; a Parquet lake
+keeps no file for an empty table):
 
 * ``image_aesthetic_tags``: ``hash long, aesthetic float, key string, shard long, url string, caption string,
   WIDTH int, HEIGHT int, sha256 string, status string``, then img2dataset's additional columns (``similarity``,
@@ -311,17 +312,22 @@ def _check_tables(lake: LakeSession, tables: _Tables, lake_dir: str | Path) -> N
 
 def _prepare_tables(lake: LakeSession, tables: _Tables) -> tuple[StructType, ...]:
     """Create each table missing (empty), add this run's columns a table lacks (an empty append that merges the
-    schema); the tables' schemas after."""
+    schema); the columns each table's commits write: the table's, then this run's it lacks.
+
+    A Parquet lake (classic Spark without the Delta jars) keeps no file for an empty partitioned write: there a
+    table without rows is not created, and new columns arrive with the first rows that hold them.
+    """
     after = []
     for table, schema in zip(tables.all, tables.schemas, strict=True):
         empty = lake.spark.createDataFrame([], from_arrow_schema(schema))
         if not table_exists(lake, table.path):
             write_table(lake, empty, table.path, partition_by=PARTITION_BY)
-        else:
-            have = {c.lower() for c in read_table(lake, table.path).columns}
-            if any(name.lower() not in have for name in schema.names):
-                write_table(lake, empty, table.path, partition_by=PARTITION_BY, merge_schema=True)
-        after.append(read_table(lake, table.path).schema)
+        elif any(n.lower() not in {c.lower() for c in read_table(lake, table.path).columns} for n in schema.names):
+            write_table(lake, empty, table.path, partition_by=PARTITION_BY, merge_schema=True)
+        have = read_table(lake, table.path).schema if table_exists(lake, table.path) else StructType([])
+        names = {f.name.lower() for f in have.fields}
+        missing = [f for f in from_arrow_schema(schema).fields if f.name.lower() not in names]
+        after.append(StructType([*have.fields, *missing]))
     return tuple(after)
 
 
