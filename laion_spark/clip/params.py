@@ -50,10 +50,14 @@ class ScoreImages(Stage):
 
     One Spark task per tar reads it, decodes its images (threads, or the GPU's JPEG decoder) with the
     model's preprocessing, embeds them on the task's GPU (else the CPU) and scores them. Scores go to
-    LAKE/image_aesthetic_tags (hash of url + caption, with the model and source=images), samples that
-    cannot be embedded (truncated, empty or undecodable image, missing caption, unknown member) to
-    LAKE/image_errors with their error; --write-embeddings also writes the parquet_npy shards that
-    score-embeddings reads. Rerunning after a crash skips finished tars: every tar is scored once.
+    LAKE/image_aesthetic_tags (hash of url + caption, with img2dataset's url, caption, key, original size as
+    WIDTH/HEIGHT, sha256, status and additional columns, the model and source=images), samples that cannot
+    be embedded (truncated, empty or undecodable image, missing caption, unknown member) to LAKE/image_errors
+    with their error. When img2dataset's NNNNN.parquet lies beside a tar, every URL it lists is accounted for:
+    the ones img2dataset failed go to image_errors with its status and error message. --write-embeddings also
+    writes the parquet_npy shards (clip-retrieval's metadata columns) that score-embeddings reads. A tar is
+    its path, size and modification time: rerunning skips finished tars (every tar is scored once) and
+    refuses a finished tar changed on disk, unless --force.
     """
 
     command: ClassVar[str] = "score-images"
@@ -66,7 +70,12 @@ class ScoreImages(Stage):
     lake: str = param(help="Lake folder; writes image_aesthetic_tags, image_errors, image_tars.", path=True,
                       pipeline=FROM_LAKE)  # fmt: skip
     write_embeddings: str | None = param(
-        None, help="Folder for the embeddings: img_emb/img_emb_XXXX.npy + metadata/ per tar.", path=True
+        None,
+        help=(
+            "Folder for the embeddings: img_emb/img_emb_XXXX.npy + metadata/ per tar, XXXX a number the folder "
+            "gives each tar, model and collection (other runs' files are never overwritten)."
+        ),
+        path=True,
     )
     collection: str | None = param(None, help="Collection name; default: the tars' folder name.")
     batch_size: int = param(256, help="Images per model forward (halved on CUDA out of memory).", minimum=1)
@@ -77,6 +86,13 @@ class ScoreImages(Stage):
     )
     gpu_decode: bool = param(
         True, help="Decode JPEGs with the GPU's decoder (nvJPEG) when the model runs on a GPU; else PIL threads."
+    )
+    force: bool = param(
+        False,
+        help=(
+            "Score the given tars again even when finished (or changed on disk since), replacing exactly their "
+            "rows in the three tables (Delta lakes)."
+        ),
     )
 
     def inputs(self) -> list[str]:

@@ -19,7 +19,9 @@ the ``shard`` column of every row it gives. A job commits each shard's rows to i
 5. Commits: :func:`batched` cuts the shards into commit groups; :meth:`ShardTable.commit_args` says how a
    group is committed with :func:`~laion_spark.lake.tables.write_table`: replacing exactly the group's shards
    of the scope (``replaceWhere shard IN (...)``, after the table's creation empty: a rerun or a concurrent
-   run of the same shards leaves one copy), or appending.
+   run of the same shards leaves one copy), or appending. A forced run (``plan_shards(..., force=True)``)
+   processes every shard again and commits it with :meth:`ShardTable.replace_args`, replacing exactly its
+   rows in every table (its ledger record too) whatever the commit mode.
 6. Conservation: :func:`unconserved` names the shards whose tables do not hold exactly their rows once.
 
 A job keeps what is its own: reading its inputs, its model, its schemas, the rows each table gets.
@@ -101,6 +103,11 @@ def _in_scope(scope: Mapping[str, str]) -> Column:
     return condition
 
 
+def _sql_literal(value: str) -> str:
+    """``value`` as a SQL string literal."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _shards_predicate(shards: Iterable[Task]) -> str:
     """SQL predicate of these shards' rows; ``false`` for none (``IN ()`` is not SQL)."""
     numbers = ", ".join(str(int(s.index)) for s in shards)
@@ -148,6 +155,18 @@ class ShardTable:
             "partition_by": self.partition_by,
             "replace_partition": dict(self.scope),
             "replace_rows": None if whole else _shards_predicate(shards),
+        }
+
+    def replace_args(self, shards: Iterable[Task]) -> dict[str, Any]:
+        """Keyword arguments of :func:`~laion_spark.lake.tables.write_table` that replace exactly ``shards``' rows of
+        the scope with the committed ones, in either commit mode (a forced shard): the scope's partition columns
+        select the partition, its other columns join ``shard IN (...)`` in the row predicate (Delta only: on
+        Parquet ``write_table`` would append)."""
+        outside = [f"`{c}` = {_sql_literal(v)}" for c, v in self.scope.items() if c not in self.partition_by]
+        return {
+            "partition_by": self.partition_by,
+            "replace_partition": {c: v for c, v in self.scope.items() if c in self.partition_by},
+            "replace_rows": " AND ".join([*outside, f"({_shards_predicate(shards)})"]),
         }
 
 
@@ -220,9 +239,11 @@ class RecordLedger(Generic[T]):
         }
         return {t.index: records[self.key(t)] for t in tasks if self.key(t) in records}
 
-    def record(self, lake: LakeSession, records: DataFrame, shards: Iterable[T]) -> None:
-        """Commit the records of the finished ``shards`` (``records`` has the ledger table's columns)."""
-        write_table(lake, records, self.table.path, **self.table.commit_args(shards))
+    def record(self, lake: LakeSession, records: DataFrame, shards: Iterable[T], *, replace: bool = False) -> None:
+        """Commit the records of the finished ``shards`` (``records`` has the ledger table's columns); ``replace``
+        replaces the shards' records in the scope (:meth:`ShardTable.replace_args`: forced shards)."""
+        args = self.table.replace_args(shards) if replace else self.table.commit_args(shards)
+        write_table(lake, records, self.table.path, **args)
 
 
 class Verdict(Enum):
@@ -233,6 +254,7 @@ class Verdict(Enum):
     PARTIAL = "partial"  # unfinished, with rows in the lake: ShardPlan.settle decides
     SKIP = "skip"  # finished, its tables hold what the ledger says
     REFUSE = "refuse"  # the lake disagrees with the ledger or with what the shard gives
+    FORCE = "force"  # processed again whatever the lake holds, its rows replaced (ShardTable.replace_args)
 
 
 @dataclass(frozen=True)
@@ -254,8 +276,8 @@ class ShardPlan(Generic[T]):
 
     @property
     def todo(self) -> list[T]:
-        """The shards this run commits: fresh and resumed ones."""
-        return self.having(Verdict.FRESH, Verdict.RESUME)
+        """The shards this run commits: fresh, resumed and forced ones."""
+        return self.having(Verdict.FRESH, Verdict.RESUME, Verdict.FORCE)
 
     @property
     def skipped(self) -> list[T]:
@@ -293,16 +315,21 @@ class ShardPlan(Generic[T]):
         return dataclasses.replace(self, verdicts=verdicts)
 
 
-def plan_shards(lake: LakeSession, tasks: Sequence[T], held: ShardCounts, ledger: Ledger[T]) -> ShardPlan[T]:
+def plan_shards(
+    lake: LakeSession, tasks: Sequence[T], held: ShardCounts, ledger: Ledger[T], *, force: bool = False
+) -> ShardPlan[T]:
     """Classify every shard from the rows the output tables hold of it (``held``) and the ``ledger``.
 
     A finished shard is skipped when its tables hold what its record says, refused otherwise; an unfinished
-    one with no row in any table is fresh; the others are partial (see :meth:`ShardPlan.settle`). Raises
-    ``ValueError`` when two tasks have the same shard number.
+    one with no row in any table is fresh; the others are partial (see :meth:`ShardPlan.settle`). With
+    ``force`` every shard is forced (the ledger is not read). Raises ``ValueError`` when two tasks have the
+    same shard number.
     """
     numbers = [t.index for t in tasks]
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"shard numbers must be unique, got {numbers}")
+    if force:
+        return ShardPlan(tuple(tasks), {t.index: Verdict.FORCE for t in tasks}, held, {})
     finished = ledger.finished(lake, tasks, held)
     verdicts = {}
     for task in tasks:

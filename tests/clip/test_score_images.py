@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import deltalake
@@ -24,10 +26,13 @@ from laion_spark.aesthetic.scoring import score_embeddings
 from laion_spark.cli import app
 from laion_spark.clip import job as clip_job
 from laion_spark.clip import load_model, score_images
+from laion_spark.clip.images import ImageJob, TarTask, score_tar
 from laion_spark.clip.model import ModelSpec
 from laion_spark.clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE, ScoreImages
 from laion_spark.engine.factory import LakeSession
 from laion_spark.errors import InputError, InvariantError
+from laion_spark.sample.photos import encode
+from laion_spark.sample.webdataset import render_image
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +97,22 @@ def test_each_planted_bad_member_is_counted_and_rows_add_up(scored, tars) -> Non
     assert m["rows_in"] == m["rows_embedded"] + m["rows_failed"]
     tags = read(out / "lake" / IMAGE_TAGS_TABLE)
     assert len(tags) == 59 and not set(tags["key"]) & set(errors["key"])
-    assert set(tags.columns) == {"hash", "aesthetic", "key", "shard", "model", "source", "head", "collection"}
+    assert list(tags.columns) == [
+        *["hash", "aesthetic", "key", "shard", "url", "caption", "WIDTH", "HEIGHT", "sha256", "status"],
+        *["model", "source", "head", "collection"],
+    ]
+    assert tags["url"].str.startswith("https://").all() and tags["caption"].notna().all()
+    assert set(zip(tags["WIDTH"], tags["HEIGHT"], strict=True)) == {(320, 240)}  # the records' original size
+    assert set(tags["status"]) == {"success"} and tags["sha256"].isna().all()  # the records hold no sha256
     assert set(tags["source"]) == {"images"} and set(tags["model"]) == {"laion-spark-tiny:random"}
     assert set(tags["collection"]) == {tars[0].name} and set(tags["head"]) == {"tiny-head"}
-    ledger = read(out / "lake" / IMAGE_TARS_TABLE).sort_values("shard")
+    ledger = read(out / "lake" / IMAGE_TARS_TABLE).sort_values("tar")
     failed = [sum(key.startswith(f"{shard:05d}") for key in bad.values()) for shard in (0, 1)]
-    assert ledger[["shard", "rows", "embedded", "failed"]].values.tolist() == [
-        [shard, 32, 32 - failed[shard], failed[shard]] for shard in (0, 1)
+    assert [Path(t).name for t in ledger["tar"]] == ["00000.tar", "00001.tar"]
+    assert ledger[["rows", "embedded", "failed", "failed_before_tar"]].values.tolist() == [
+        [32, 32 - failed[shard], failed[shard], 0] for shard in (0, 1)
     ]
+    assert ledger["size"].tolist() == [p.stat().st_size for p in sorted(tars[0].glob("*.tar"))]
     assert not (out / "lake" / "_staging").exists()
 
 
@@ -135,7 +148,7 @@ def test_a_crash_between_commits_resumes_from_the_staged_rows_without_duplicates
     real = clip_job.write_table
 
     def crash_on_errors(lake, df, path, **kwargs):
-        if str(path).endswith(IMAGE_ERRORS_TABLE):
+        if str(path).endswith(IMAGE_ERRORS_TABLE) and not df.isEmpty():  # the commit, not the table's creation
             raise KeyboardInterrupt("killed between the two commits")
         return real(lake, df, path, **kwargs)
 
@@ -155,7 +168,7 @@ def test_a_crash_between_commits_resumes_from_the_staged_rows_without_duplicates
     assert (resumed.metrics["rows_embedded"], resumed.metrics["rows_failed"]) == (59, 5)
     tags, errors = read(tmp_path / "lake" / IMAGE_TAGS_TABLE), read(tmp_path / "lake" / IMAGE_ERRORS_TABLE)
     assert len(tags) == 59 and not tags.duplicated("key").any() and len(errors) == 5
-    assert read(tmp_path / "lake" / IMAGE_TARS_TABLE)["shard"].tolist() in ([0, 1], [1, 0])
+    assert sorted(Path(t).name for t in read(tmp_path / "lake" / IMAGE_TARS_TABLE)["tar"]) == ["00000.tar", "00001.tar"]
 
 
 def test_lake_rows_that_disagree_with_the_record_refuse_the_run_before_writing(
@@ -167,7 +180,7 @@ def test_lake_rows_that_disagree_with_the_record_refuse_the_run_before_writing(
     tags = deltalake.DeltaTable(str(lake / IMAGE_TAGS_TABLE))
     tags.delete("key = '000000000'")
     versions = {t: deltalake.DeltaTable(str(lake / t)).version() for t in (IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE)}
-    with pytest.raises(clip_job.ShardsError, match=r"1 tar\(s\) refused, first .*00000.tar \(shard 0\)"):
+    with pytest.raises(clip_job.ShardsError, match=r"1 tar\(s\) refused, first .*00000.tar \(shard \d+\)"):
         score_images(sail, ScoreImages(shards=tars[0] / "*.tar", model=TINY, head=head, lake=lake))
     assert {t: deltalake.DeltaTable(str(lake / t)).version() for t in versions} == versions
 
@@ -238,7 +251,7 @@ def test_kill_mid_run_then_rerun_scores_each_tar_exactly_once(cli_on_sail: None,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "LAION_SPARK_OFFLINE": "1"},
     )
-    kill_when(proc, lake / IMAGE_TARS_TABLE / "_delta_log" / f"{0:020d}.json")
+    kill_when(proc, lake / IMAGE_TARS_TABLE / "_delta_log" / f"{1:020d}.json")  # 0: the table created empty
     committed = read(lake / IMAGE_TARS_TABLE)["shard"].nunique()
     assert 1 <= committed < 6, "the kill should land between the first and the last commit"
 
@@ -247,7 +260,7 @@ def test_kill_mid_run_then_rerun_scores_each_tar_exactly_once(cli_on_sail: None,
     assert re.search(rf"tars_skipped\s+{committed}\n", rerun.stdout), rerun.stdout
     tags, errors = read(lake / IMAGE_TAGS_TABLE), read(lake / IMAGE_ERRORS_TABLE)
     ledger = read(lake / IMAGE_TARS_TABLE)
-    assert sorted(ledger["shard"]) == list(range(6)) and ledger["rows"].sum() == 6 * 32
+    assert ledger["tar"].nunique() == ledger["shard"].nunique() == len(ledger) == 6 and ledger["rows"].sum() == 6 * 32
     assert not tags.duplicated(["shard", "key"]).any() and not errors.duplicated(["shard", "key"]).any()
     assert tags.groupby("shard").size().to_dict() == ledger.set_index("shard")["embedded"].to_dict()
     assert len(errors) == len(manifest["bad_members"])
@@ -259,3 +272,96 @@ def test_kill_mid_run_then_rerun_scores_each_tar_exactly_once(cli_on_sail: None,
 def test_classic_spark_scores_the_tars_as_sail_does(classic_run: Path, reference_run: Path) -> None:
     """score-images in classic Spark's Python workers: the same scores, errors and finished tars as on Sail."""
     assert_same_tables(classic_run, reference_run, [IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE])
+
+
+def _jpeg(seed: int) -> bytes:
+    return encode(render_image(np.random.default_rng(seed), 80, 64), "jpg")
+
+
+#: key -> (.json bytes or None, .txt bytes, error kind): values that do not fit their column, and two good samples.
+HOSTILE = {
+    "good1": (b'{"url": "https://x/1", "width": 80, "height": 64, "original_width": 800}', b"one", None),
+    "w_big": (b'{"url": "https://x/a", "width": 2147483648}', b"a", "bad_metadata"),
+    "w_neg": (b'{"url": "https://x/b", "height": -1}', b"b", "bad_metadata"),
+    "w_text": (b'{"url": "https://x/c", "width": "64"}', b"c", "bad_metadata"),
+    "w_bool": (b'{"url": "https://x/d", "original_width": true}', b"d", "bad_metadata"),
+    "w_frac": (b'{"url": "https://x/e", "original_height": 64.5}', b"e", "bad_metadata"),
+    "w_nan": (b'{"url": "https://x/f", "width": NaN}', b"f", "bad_metadata"),
+    "w_huge": (b'{"url": "https://x/g", "original_width": 1' + b"0" * 40 + b"}", b"g", "bad_metadata"),
+    "url_num": (b'{"url": 5}', b"h", "bad_metadata"),
+    "url_lone": (b'{"url": "https://x/\\ud800"}', b"i", "bad_metadata"),
+    "status_list": (b'{"url": "https://x/j", "status": ["success"]}', b"j", "bad_metadata"),
+    "sha_obj": (b'{"url": "https://x/k", "sha256": {}}', b"k", "bad_metadata"),
+    "exif_num": (b'{"url": "https://x/l", "exif": 3}', b"l", "bad_metadata"),
+    "deep": (b'{"url": "https://x/m", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"m", "bad_metadata"),
+    "json_latin1": (b'{"url": "https://x/\xe9"}', b"n", "bad_metadata"),
+    "txt_latin1": (b'{"url": "https://x/o"}', b"caf\xe9", "bad_metadata"),
+    "good2": (None, b"two", None),
+}
+
+
+def _hostile_tar(path: Path) -> Path:
+    """A tar of :data:`HOSTILE`, a sample named in bytes that are not UTF-8, one with two captions, and one whose
+    members are all hard links (to good1's), each with a decodable JPEG."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape") as tar:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        for index, (key, (record, caption, _)) in enumerate(HOSTILE.items()):
+            add(f"{key}.jpg", _jpeg(index))
+            add(f"{key}.txt", caption)
+            if record is not None:
+                add(f"{key}.json", record)
+        add("bad\udcffname.jpg", _jpeg(90))
+        add("bad\udcffname.txt", b"name")
+        for name, data in (("twice.jpg", _jpeg(91)), ("twice.txt", b"first"), ("twice.txt", b"second")):
+            add(name, data)
+        for kind in ("jpg", "txt", "json"):
+            link = tarfile.TarInfo(f"linked.{kind}")
+            link.type, link.linkname = tarfile.LNKTYPE, f"good1.{kind}"
+            tar.addfile(link)
+    return path
+
+
+def test_values_that_do_not_fit_their_column_are_error_rows_naming_tar_and_key(
+    sail: LakeSession, head: Path, tmp_path: Path
+) -> None:
+    """Issue 24: a .json width over int32 used to fail the whole run (PythonException, tar not named)."""
+    (tmp_path / "shards").mkdir()
+    tar = _hostile_tar(tmp_path / "shards" / "00000.tar")
+    summary = score_images(sail, ScoreImages(shards=tar, model=TINY, head=head, lake=tmp_path / "lake", batch_size=8))
+    expected = {key: kind for key, (_, _, kind) in HOSTILE.items() if kind}
+    expected |= {"bad\\xffname": "bad_metadata", "twice": "unknown_member"}
+    errors = read(tmp_path / "lake" / IMAGE_ERRORS_TABLE)
+    assert dict(zip(errors["key"], errors["kind"], strict=True)) == expected
+    for key, message in zip(errors["key"], errors["error"], strict=True):
+        assert "00000.tar" in message and key in message, message
+    tags = read(tmp_path / "lake" / IMAGE_TAGS_TABLE)
+    assert sorted(tags["key"]) == ["good1", "good2", "linked"]
+    m = summary.metrics
+    assert (m["rows_in"], m["rows_embedded"], m["rows_failed"]) == (len(HOSTILE) + 3, 3, len(expected))
+
+
+def test_a_tar_changed_since_the_plan_or_an_unreadable_listing_is_not_staged_and_says_why(
+    tars, head, tmp_path: Path
+) -> None:
+    path = tars[0] / "00000.tar"
+    stat = path.stat()
+    stage = ScoreImages(shards=str(path), model=TINY, head=head, lake=tmp_path / "lake")
+    job = ImageJob(stage=stage, spec=ModelSpec.parse(TINY), head=load_head(head), staging=str(tmp_path / "st"),
+                   embeddings=None)  # fmt: skip
+    clip = load_model(job.spec, "cpu")
+    moved = TarTask(1, str(path), stat.st_size, stat.st_mtime_ns + 1)
+    assert score_tar(moved, job, clip)["problem"] == f"{path}: changed on disk while this run read it; rerun"
+    (tmp_path / "00000.parquet").write_bytes(b"PAR1 but not parquet")
+    unreadable = TarTask(1, str(path), stat.st_size, stat.st_mtime_ns, str(tmp_path / "00000.parquet"))
+    row = score_tar(unreadable, job, clip)
+    assert row["problem"].startswith(f"{tmp_path / '00000.parquet'}: img2dataset's listing of 00000.tar cannot be read")
+    assert row["rows"] == 0 and not (tmp_path / "st").exists()
+    fine = score_tar(TarTask(1, str(path), stat.st_size, stat.st_mtime_ns), job, clip)
+    assert (fine["problem"], fine["rows"]) == (None, 32) and job.staged(
+        TarTask(1, str(path), stat.st_size, stat.st_mtime_ns)
+    ).is_file()

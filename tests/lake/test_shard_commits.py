@@ -198,6 +198,40 @@ def test_a_record_ledger_finds_finished_shards_by_their_key(sail: LakeSession, t
     assert by_path.finished(sail, renumbered, ShardCounts(())) == {5: (31, 1)}
 
 
+def test_a_forced_plan_does_every_shard_whatever_the_ledger_says() -> None:
+    held = ShardCounts(({0: 8, 1: 3}, {0: 2}))
+    plan = plan_shards(None, tasks(0, 1, 2), held, Records({0: (8, 2), 1: (9, 1)}), force=True)
+    assert verdicts(plan) == dict.fromkeys((0, 1, 2), Verdict.FORCE)
+    assert plan.todo == tasks(0, 1, 2) and plan.skipped == [] and plan.finished == {}
+
+
+def test_replace_args_replace_exactly_the_shards_of_a_scope_wider_than_the_partitions(
+    sail: LakeSession, tmp_path: Path
+) -> None:
+    """An appending table whose scope has a data column (``model``): forced shards replace their rows of that
+    scope only, the ledger's record too; other models' and other shards' rows stay."""
+    table = ShardTable(str(tmp_path / "t"), {**SCOPE, "model": "m'1"}, PARTITION_BY, replace=False)
+    other = ShardTable(table.path, {**SCOPE, "model": "m2"}, PARTITION_BY, replace=False)
+    assert table.replace_args(tasks(1, 2)) == {
+        "partition_by": PARTITION_BY,
+        "replace_partition": SCOPE,
+        "replace_rows": "`model` = 'm\\'1' AND (shard IN (1, 2))",
+    }
+
+    def frame(model: str, *parts: dict[str, list]):
+        return _frame(sail, *parts).withColumn("model", F.lit(model))
+
+    for scoped in (table, other):
+        model = scoped.scope["model"]
+        write_table(sail, frame(model, _rows(1, count=2, value=1.0), _rows(2, count=3, value=1.0)), table.path,
+                    **scoped.commit_args(tasks(1, 2)))  # fmt: skip
+    write_table(sail, frame("m'1", _rows(2, count=4, value=5.0)), table.path, **table.replace_args(tasks(2)))
+    assert count_shards(sail, [table, other]) == ShardCounts(({1: 2, 2: 4}, {1: 2, 2: 3}))
+    ledger = RecordLedger(table, ("shard",), ("value",), lambda t: (t.index,))
+    ledger.record(sail, frame("m'1", _rows(1, count=1, value=9.0)), tasks(1), replace=True)
+    assert count_shards(sail, [table, other]) == ShardCounts(({2: 4, 1: 1}, {1: 2, 2: 3}))
+
+
 def _square(task: Task, *, offset: int) -> Iterator[pa.RecordBatch]:
     yield pa.RecordBatch.from_pydict({"shard": [task.index], "value": [task.index**2 + offset]})
 

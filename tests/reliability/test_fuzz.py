@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 
 from laion_spark.aesthetic.heads import load_head
 from laion_spark.aesthetic.shards import Shard
-from laion_spark.clip.reader import TarShard
+from laion_spark.clip.images import ROWS_SCHEMA
+from laion_spark.clip.reader import RECORD_FIELDS, TarShard
 from laion_spark.errors import InputError
 from laion_spark.ingest.sources import read_footers
 from laion_spark.kv.reader import KV
@@ -126,10 +127,15 @@ def _tar() -> bytes:
 
 
 def _read_tar(path: Path) -> None:
-    """The webdataset reader never raises: a broken member or tail becomes an error row."""
+    """The webdataset reader never raises: a broken member or tail becomes an error row, and every value a row
+    keeps fits its column (the key, caption and error as UTF-8 text, the record's fields as their types)."""
     with TarShard(path) as shard:
         rows = list(shard.samples())
     assert len(rows) == len(shard)
+    for name in ("key", "caption", "error"):
+        pa.array([getattr(r, name) for r in rows], pa.string())
+    for name in RECORD_FIELDS:
+        pa.array([r.record.get(name) for r in rows], ROWS_SCHEMA.field(name).type)
 
 
 def _check_kv(path: Path) -> None:
