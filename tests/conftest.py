@@ -15,6 +15,7 @@ from laion_spark.engine.factory import LakeSession, open_session
 
 pytest_plugins = ["tiers"]  # the fast tier (--fast) and its time budget
 os.environ.setdefault("LAION_SPARK_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports it; no update check over the network
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "laion-aesthetic-predictor"
