@@ -73,7 +73,12 @@ def classic_run(sample, tmp_path_factory) -> Path:
     """The same pipeline on classic Spark (``--engine local``, ``local[2]``, Delta through delta-spark), in a fresh
     interpreter (PySpark cannot hold a classic and a Spark Connect session in one process); returns its root."""
     root = tmp_path_factory.mktemp("classic")
-    config = rooted(root, sample)
+    run_on_classic_spark(rooted(root, sample))
+    return root
+
+
+def run_on_classic_spark(config: Path) -> None:
+    """``laion-spark pipeline --config CONFIG --engine local`` on ``local[2]`` in a fresh interpreter; it must pass."""
     env = {**os.environ, "LAION_SPARK_MASTER": "local[2]"}
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     proc = subprocess.run(
@@ -81,7 +86,6 @@ def classic_run(sample, tmp_path_factory) -> Path:
         capture_output=True,
         text=True,
         env=env,
-        timeout=1200,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return root

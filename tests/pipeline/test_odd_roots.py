@@ -4,13 +4,10 @@ lands beside the root (no percent-encoded twin folder, nothing in its parent).""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+from conftest import run_cli
 from lake_checks import assert_same_tables, lake_digests
-from pipeline_runs import rooted
+from pipeline_runs import rooted, run_on_classic_spark
 
 from laion_spark.pipeline import run_pipeline
 from laion_spark.pipeline.config import load_pipeline_config
@@ -40,24 +37,10 @@ def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_sail_matches_the_refe
 @pytest.mark.classic
 def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_classic_spark(sample, reference_run, tmp_path) -> None:
     root = tmp_path / "odd" / ODD
-    config = rooted(root, sample)
-    env = {**os.environ, "LAION_SPARK_MASTER": "local[2]"}
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "laion_spark", "pipeline", "--config", str(config), "--engine", "local"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_on_classic_spark(rooted(root, sample))
     assert_same_tables(root, reference_run, COMPARED)
     for name in ("aesthetic.kv", "watermark_safety.kv"):
         assert (root / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes(), name
-    sql = subprocess.run(
-        [sys.executable, "-m", "laion_spark", "sql", "SELECT count(*) AS n FROM joined", "--lake", str(root / "lake"),
-         "--engine", "local", "--csv"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
-    assert sql.returncode == 0 and sql.stdout.split()[-1] == "900", sql.stdout + sql.stderr
+    sql = run_cli("sql", "SELECT count(*) AS n FROM joined", "--lake", str(root / "lake"), "--engine", "local", "--csv")
+    assert sql.stdout.split()[-1] == "900", sql.stdout + sql.stderr
     _only_the_root_beside(tmp_path / "odd", root)
