@@ -26,6 +26,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from ..errors import first_line
+from . import jars as _jars
 from .jars import pinned
 from .names import ENGINES, TABLE_FORMATS
 from .profiles import EngineError, resolve_conf
@@ -99,8 +100,8 @@ def open_session(
     if engine == "sail":
         return _sail(settings, table_format)
     if engine == "local":
-        jars = delta_jars or os.environ.get("LAION_SPARK_DELTA_JARS")
-        return _local(settings, table_format, app_name, delta_jars(jars) if jars else None)
+        folder = delta_jars or os.environ.get("LAION_SPARK_DELTA_JARS")
+        return _local(settings, table_format, app_name, _jars.delta_jars(folder) if folder else None)
     if engine == "remote":
         if not remote:
             raise EngineError("engine 'remote' needs a Spark Connect URL, e.g. --remote sc://host:15002")
@@ -177,7 +178,8 @@ def _local(settings: Mapping[str, str], table_format: str, app_name: str, jars: 
     if table_format == "delta":
         if jars:
             builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
-        else:
+        else:  # downloaded once into Spark's Ivy cache (or one clear error), then resolved from there
+            _jars.ensure_delta_cached(settings)
             builder = builder.config("spark.jars.packages", DELTA_MAVEN_COORDINATE)
         for key, value in _DELTA_CONF.items():
             builder = builder.config(key, value)
