@@ -66,7 +66,10 @@ def _share_sail(sail: LakeSession, monkeypatch: pytest.MonkeyPatch) -> None:
     def shared(settings: dict[str, str], table_format: str) -> LakeSession:
         conf = sail.spark.conf
         before = {key: conf.get(key, None) for key in settings}
-        lake = LakeSession(sail.spark, "sail", table_format, [lambda: _restore(conf, before)])
+        lake = LakeSession(
+            sail.spark, "sail", table_format, [lambda: _restore(conf, before)],
+            delta_writer_features=sail.delta_writer_features,
+        )  # fmt: skip
         return factory._apply_conf(lake, settings)
 
     monkeypatch.setattr(factory, "_sail", shared)

@@ -12,6 +12,7 @@ __all__, __getattr__, __dir__ = exports(
     {
         ".tables": [
             "TableError",
+            "TableFeatureError",
             "TableNotFoundError",
             "WriteConflictError",
             "check_data_files",
@@ -24,6 +25,7 @@ __all__, __getattr__, __dir__ = exports(
             "table_path",
             "write_table",
         ],
+        ".protocol": ["Protocol", "check_writable", "read_protocol"],
         ".runs": ["RUNS_SCHEMA", "RunSummary", "record_run"],
         ".collections": ["COLLECTIONS", "JOINED_SCHEMA", "raw_schema"],
         ".hashing": ["laion_hash"],

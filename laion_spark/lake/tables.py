@@ -36,6 +36,10 @@ class TableNotFoundError(TableError, FileNotFoundError):
     """No table at the path."""
 
 
+class TableFeatureError(TableError):
+    """The table needs a Delta table feature that the running engine cannot write (see :mod:`.protocol`)."""
+
+
 def table_path(path: str | Path) -> str:
     """Absolute path for a local folder; URIs (``s3://``, ``dbfs:/`` ...) unchanged."""
     text = str(path)
@@ -161,9 +165,14 @@ def write_table(
     ``merge_schema`` lets an append add new columns.
 
     Raises :class:`WriteConflictError` naming the table when another writer
-    committed a conflicting change first (the table is as that writer left it).
+    committed a conflicting change first (the table is as that writer left it), and
+    :class:`TableFeatureError` when the table needs a Delta table feature the engine
+    cannot write (before writing anything, where the engine's features are known).
     """
+    from .protocol import check_writable
+
     text = table_path(path)
+    check_writable(lake, text)
     writer = df.write.format(lake.table_format)
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
@@ -173,14 +182,14 @@ def write_table(
     if replacing and lake.table_format == "delta":
         if not table_exists(lake, text):
             empty = lake.spark.createDataFrame([], df.schema).write.format("delta")
-            _save((empty.partitionBy(*partition_by) if partition_by else empty).mode("append"), text)
+            _save((empty.partitionBy(*partition_by) if partition_by else empty).mode("append"), text, lake.engine)
         clauses = [f"`{k}` = '{_sql_str(v)}'" for k, v in (replace_partition or {}).items()]
         condition = " AND ".join([*clauses, *([f"({replace_rows})"] if replace_rows is not None else [])])
-        _save(writer.option("replaceWhere", condition).mode("overwrite"), text)
+        _save(writer.option("replaceWhere", condition).mode("overwrite"), text, lake.engine)
         return
     if replace_partition and replace_rows is None and table_exists(lake, text):
         _drop_parquet_partition(text, replace_partition)
-    _save(writer.mode("append" if replacing else mode), text)
+    _save(writer.mode("append" if replacing else mode), text, lake.engine)
 
 
 class WriteConflictError(LaionSparkError, RuntimeError):
@@ -194,16 +203,37 @@ _CONFLICT = re.compile(
 )
 
 
-def _save(writer: DataFrameWriter, path: str) -> None:
+#: How engines refuse a table feature they cannot write (Sail; delta-spark's DELTA_UNSUPPORTED_FEATURES_FOR_WRITE).
+_UNSUPPORTED = re.compile(
+    r"Unsupported table features required: \[([^\]]*)\]"
+    r"|Table features must be specified, please specify: ([\w\-, ]+)"
+    r"|DELTA_UNSUPPORTED_FEATURES_FOR_WRITE\][^:]*: ([\w\-, ]+)"
+)
+
+
+def _save(writer: DataFrameWriter, path: str, engine: str = "") -> None:
     try:
         writer.save(path)
     except Exception as err:
+        unsupported = _UNSUPPORTED.search(str(err))
+        if unsupported:
+            from .protocol import feature_error
+
+            names = next(g for g in unsupported.groups() if g is not None).replace(" ", "").strip(".,")
+            raise feature_error(path, [n for n in names.split(",") if n], engine) from None
         if _CONFLICT.search(str(err)):
             raise WriteConflictError(
-                f"{path}: another writer changed the table while this job wrote it ({first_line(err)}); "
+                f"{path}: another writer changed the table while this job wrote it ({_conflict_line(err)}); "
                 "nothing of this write was committed: rerun to complete it"
             ) from None
         raise
+
+
+def _conflict_line(err: BaseException) -> str:
+    """The line of an engine's error that names the conflict (classic PySpark's first line is
+    ``An error occurred while calling o123.save.``; the Delta exception follows it)."""
+    line = next((line for line in str(err).splitlines() if _CONFLICT.search(line)), first_line(err))
+    return line.strip().lstrip(": ")[:300]
 
 
 def delta_version(path: str | Path) -> int | None:

@@ -44,7 +44,9 @@ def test_a_started_machine_resolves_delta_from_the_cache_with_no_network_at_all(
     jars and starts no resolver run; Ivy copies nothing): a cached machine needs no network to write Delta."""
     coordinates = [pinned()[key] for key in DELTA_KEYS]
     if not all(cached_jar(c, {}) for c in coordinates):  # the first resolution on this machine, with network
-        subprocess.run([sys.executable, "-m", "laion_spark", "doctor", "--engine", "local"], env=classic_env(), check=True)
+        subprocess.run(
+            [sys.executable, "-m", "laion_spark", "doctor", "--engine", "local"], env=classic_env(), check=True
+        )
     started = time.monotonic()
     proc = offline(["doctor", "--engine", "local", "--json"], classic_env())
     took = time.monotonic() - started
