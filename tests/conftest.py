@@ -89,5 +89,6 @@ def reference() -> Path:
     return REFERENCE
 
 
+from cluster import standalone  # noqa: E402, F401 - one standalone Spark cluster per session, for the tests that need one
 from installs import dist  # noqa: E402, F401 - make dist's artefacts, built once
 from pipeline_runs import classic_run, reference_run, sample  # noqa: E402, F401 - fixtures shared by the pipeline and engine tests

@@ -10,7 +10,8 @@ lake it records the order-independent digest (``lake_checks.digest``) of what th
   ``aesthetic_tags``: shard 0 of one head and collection, ``replaceWhere ... AND (shard IN (0))``) with the rows
   it had at the start (that part once again);
 * ``latest`` and ``previous``: the newest version and, by time travel, the one before it; ``versions``: the
-  versions it read. ``--read-only`` records ``latest`` and ``previous`` without writing.
+  versions it read. ``--read-only`` records ``latest`` and ``previous`` without writing. An empty table (a
+  subset no row reaches) is only read: appending nothing commits nothing on delta-spark.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ PARTS = {
         f"shard IN ({row['shard']})",
     ),
 }
+
+
+#: The key of the record that describes the engine rather than a table.
+ENGINE_KEY = "_engine"
 
 
 def canonical(table: pa.Table) -> pa.Table:
@@ -68,8 +73,11 @@ def cross(lake, lake_dir: Path, *, read_only: bool = False) -> dict[str, dict]: 
         if not read_only:
             original = read_table(lake, path, version=start)
             entry["start"] = table_digest(original.toArrow())
-            write_table(lake, original, path, mode="append")
-            if name in PARTS:
+            if entry["start"][0] == 0:  # an empty subset: an append of nothing commits nothing on delta-spark
+                entry["empty"] = True
+            else:
+                write_table(lake, original, path, mode="append")
+            if name in PARTS and not entry.get("empty"):
                 row = original.where("shard = 0" if name == "aesthetic_tags" else "true").first().asDict()
                 partition_by, partition, rows = PARTS[name](row)
                 part = original.where(part_filter(name, row))
@@ -78,11 +86,15 @@ def cross(lake, lake_dir: Path, *, read_only: bool = False) -> dict[str, dict]: 
         latest = delta_version(path)
         entry["versions"] = [latest - 1, latest]
         entry["latest"] = table_digest(read_table(lake, path).toArrow())
-        entry["previous"] = table_digest(read_table(lake, path, version=latest - 1).toArrow())
+        if latest > 0:
+            entry["previous"] = table_digest(read_table(lake, path, version=latest - 1).toArrow())
         if lake.engine == "local":  # delta-spark's own reading of the log, commit metrics included
             history = lake.spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("version").collect()
             entry["history"] = sorted(int(r["version"]) for r in history)
         record[name] = entry
+    if lake.engine == "local":  # the writer features delta-spark's jar registers (engine/features.py lists them)
+        features = lake.spark._jvm.org.apache.spark.sql.delta.TableFeature.allSupportedFeaturesMap()
+        record[ENGINE_KEY] = {"writer_features": sorted(str(features.keys().mkString(",")).split(","))}
     return record
 
 

@@ -5,9 +5,9 @@ A Delta table's protocol names the features every writer must implement (``write
 the set of its engine, and :func:`laion_spark.lake.tables.write_table` refuses, in one line and before anything is
 written, a table that needs a feature outside it.
 
-Both sets are checked by ``tests/lake/test_table_features.py``: Sail's against what pysail 0.7.2 did with tables
-delta-spark made with each feature (appends, ``replaceWhere`` and overwrites that kept the feature's rules), and
-delta-spark's against the features its jar registers.
+Sail's set was measured with pysail 0.7.2 on tables delta-spark 4.0.1 created with each feature (appends,
+``replaceWhere`` and overwrites, then read back by delta-spark: the feature's rules kept); delta-spark's set is
+checked against the features its jar registers by ``tests/lake/test_two_engines.py``.
 """
 
 from __future__ import annotations
