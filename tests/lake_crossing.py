@@ -87,7 +87,12 @@ def cross(lake, lake_dir: Path, *, read_only: bool = False) -> dict[str, dict]: 
         entry["versions"] = [latest - 1, latest]
         entry["latest"] = table_digest(read_table(lake, path).toArrow())
         if latest > 0:
-            entry["previous"] = table_digest(read_table(lake, path, version=latest - 1).toArrow())
+            try:
+                entry["previous"] = table_digest(read_table(lake, path, version=latest - 1).toArrow())
+            except Exception as err:  # noqa: BLE001 - Sail 0.7.2's trap below a checkpoint, pinned by the test
+                if "Missing commit file" not in str(err):
+                    raise
+                entry["previous_error"] = str(err).splitlines()[0]
         if lake.engine == "local":  # delta-spark's own reading of the log, commit metrics included
             history = lake.spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("version").collect()
             entry["history"] = sorted(int(r["version"]) for r in history)

@@ -4,7 +4,10 @@ delta-rs (``deltalake``, the independent reader) and in the engine that wrote th
 
 The record of what each engine writes (pinned here for every table of the pipeline): protocol ``(1, 2)``, no
 table features, on Sail (``engineInfo`` ``sail-delta-lake:0.7.2``) and on delta-spark (``Apache-Spark/4.0.1
-Delta-Lake/4.0.1``); neither engine changes the protocol of the other's tables when it continues them.
+Delta-Lake/4.0.1``); neither engine changes the protocol of the other's tables when it continues them. Both write
+a checkpoint every 10 commits. Time travel works on both engines, with one trap pinned here: Sail 0.7.2 cannot read
+a version older than the table's newest checkpoint ("Missing commit file: expected version 0, found N"), whichever
+engine wrote the checkpoint.
 """
 
 from __future__ import annotations
@@ -68,6 +71,12 @@ def expected(path: Path, start: int, part: dict | None) -> tuple[list, list | No
     return digest_of(pa.concat_tables([rest, rest, original.filter(mask)])), digest_of(doubled)
 
 
+def checkpoint(path: Path) -> int:
+    """The newest checkpoint's version (-1: none)."""
+    found = [int(p.name.split(".")[0]) for p in (path / "_delta_log").glob("*.checkpoint*.parquet")]
+    return max(found, default=-1)
+
+
 def engine_info(path: Path, version: int) -> str:
     commit = path / "_delta_log" / f"{version:020d}.json"
     info = next(json.loads(line)["commitInfo"] for line in commit.read_text().splitlines() if '"commitInfo"' in line)
@@ -105,8 +114,12 @@ def test_a_lake_written_by_one_engine_is_continued_by_the_other(
         commits = 0 if entry.get("empty") else 2 if name in ("joined", "aesthetic_tags") else 1
         assert DeltaTable(str(path)).version() == start + commits, name
         assert digest_of(DeltaTable(str(path)).to_pyarrow_table()) == latest, name  # delta-rs reads the result
-        for reader in (entry, back[name]):  # the engine that continued the table, and the one that wrote it first
+        for engine, reader in ((then, entry), (first, back[name])):  # who continued the table, who wrote it first
             assert reader["latest"] == latest, name
+            if engine == "sail" and checkpoint(path) > DeltaTable(str(path)).version() - 1:
+                # Sail 0.7.2 cannot time travel below the newest checkpoint (its own or delta-spark's).
+                assert reader["previous_error"].startswith("Missing commit file: expected version 0"), name
+                continue
             assert reader.get("previous") == previous, name  # time travel to the version before
         if "history" in entry or "history" in back[name]:
             history = entry.get("history") or back[name]["history"]
