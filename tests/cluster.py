@@ -120,11 +120,13 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def executor_pids(app_id: str) -> dict[str, int]:
     """``{executor id: pid}`` of the executor JVMs of ``app_id`` on this machine (``CoarseGrainedExecutorBackend``)."""
     found = {}
-    for line in subprocess.check_output(["ps", "-eo", "pid=,args="], text=True).splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if "CoarseGrainedExecutorBackend" in args and app_id in args:
-            words = args.split()
-            found[words[words.index("--executor-id") + 1]] = int(pid)
+    for proc in Path("/proc").iterdir():
+        try:
+            words = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "org.apache.spark.executor.CoarseGrainedExecutorBackend" in words and app_id in words:
+            found[words[words.index("--executor-id") + 1]] = int(proc.name)
     return found
 
 
@@ -143,8 +145,10 @@ class EventLog:
 
     @classmethod
     def read(cls, folder: Path) -> EventLog:
-        [path] = [p for p in folder.iterdir() if p.is_file()]
-        return cls([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+        """The one application's log under ``folder`` (uncompressed; a rolling log's files in order)."""
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        assert files, f"no event log under {folder}"
+        return cls([json.loads(line) for path in files for line in path.read_text().splitlines() if line.strip()])
 
     def of(self, kind: str) -> list[dict]:
         return [e for e in self.events if e["Event"] == kind]

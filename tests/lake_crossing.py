@@ -98,8 +98,11 @@ def cross(lake, lake_dir: Path, *, read_only: bool = False) -> dict[str, dict]: 
             entry["history"] = sorted(int(r["version"]) for r in history)
         record[name] = entry
     if lake.engine == "local":  # the writer features delta-spark's jar registers (engine/features.py lists them)
-        features = lake.spark._jvm.org.apache.spark.sql.delta.TableFeature.allSupportedFeaturesMap()
-        record[ENGINE_KEY] = {"writer_features": sorted(str(features.keys().mkString(",")).split(","))}
+        features = lake.spark._jvm.org.apache.spark.sql.delta.TableFeature.allSupportedFeaturesMap().values()
+        each, names = features.iterator(), []
+        while each.hasNext():
+            names.append(str(each.next().name()))
+        record[ENGINE_KEY] = {"writer_features": sorted(names)}
     return record
 
 

@@ -38,6 +38,7 @@ DELTA_SPARK_WRITER_FEATURES = frozenset(
     {
         "allowColumnDefaults",
         "appendOnly",
+        "catalogManaged",
         "changeDataFeed",
         "checkConstraints",
         "checkpointProtection",
@@ -49,7 +50,6 @@ DELTA_SPARK_WRITER_FEATURES = frozenset(
         "generatedColumns",
         "icebergCompatV1",
         "icebergCompatV2",
-        "icebergWriterCompatV1",
         "identityColumns",
         "inCommitTimestamp",
         "invariants",
@@ -59,6 +59,7 @@ DELTA_SPARK_WRITER_FEATURES = frozenset(
         "typeWidening-preview",
         "v2Checkpoint",
         "vacuumProtocolCheck",
+        "variantShredding-preview",
         "variantType",
         "variantType-preview",
     }

@@ -52,6 +52,8 @@ def submit_command(cluster, zipped: Path, python: Path, events: Path, ui_port: i
         "--conf", "spark.ui.showConsoleProgress=false",
         "--conf", "spark.eventLog.enabled=true",
         "--conf", f"spark.eventLog.dir=file://{events}",
+        "--conf", "spark.eventLog.compress=false",
+        "--conf", "spark.eventLog.rolling.enabled=false",
         "--py-files", str(zipped),
         str(REPO / "jobs" / f"{job}.py"),
         *args,

@@ -53,7 +53,7 @@ class Engine:
 @pytest.fixture(
     params=[
         pytest.param(Engine((), 3, 4), id="sail"),
-        pytest.param(Engine(("--engine", "local"), 2, 2), id="delta-spark", marks=pytest.mark.classic),
+        pytest.param(Engine(("--engine", "local"), 1, 2), id="delta-spark", marks=pytest.mark.classic),
     ]
 )
 def engine(request: pytest.FixtureRequest) -> Engine:
