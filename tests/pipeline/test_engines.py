@@ -127,9 +127,10 @@ def test_remote_engine_against_classic_sparks_connect_server(sample, reference_r
         "--conf", "spark.ui.enabled=false",
         str(jar),
     ]  # fmt: skip
-    env = clean_env(PYSPARK_PYTHON=sys.executable, SPARK_HOME=str(SPARK_HOME))
+    # The server's Python workers unpickle the client's functions: both import this checkout's laion_spark.
+    env = clean_env(PYSPARK_PYTHON=sys.executable, SPARK_HOME=str(SPARK_HOME), PYTHONPATH=str(REPO))
     with server(command, port, env, tmp_path / "connect.log") as url:
-        run_pipeline_cli(rooted(tmp_path / "run", sample), "--engine", "remote", "--remote", url)
+        run_pipeline_cli(rooted(tmp_path / "run", sample), "--engine", "remote", "--remote", url, env=env)
     assert_same_tables(tmp_path / "run", reference_run)
 
 
