@@ -178,18 +178,36 @@ def write_table(
         writer = writer.option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
+    try:
+        _write(lake, df, text, writer, partition_by, replace_partition, replace_rows, mode)
+    except _UnsupportedFeatures as err:
+        from .protocol import feature_error
+
+        raise feature_error(text, err.names, lake.engine) from None
+
+
+def _write(
+    lake: LakeSession,
+    df: DataFrame,
+    text: str,
+    writer: DataFrameWriter,
+    partition_by: Sequence[str] | None,
+    replace_partition: Mapping[str, str] | None,
+    replace_rows: str | None,
+    mode: str,
+) -> None:
     replacing = bool(replace_partition) or replace_rows is not None
     if replacing and lake.table_format == "delta":
         if not table_exists(lake, text):
             empty = lake.spark.createDataFrame([], df.schema).write.format("delta")
-            _save((empty.partitionBy(*partition_by) if partition_by else empty).mode("append"), text, lake.engine)
+            _save((empty.partitionBy(*partition_by) if partition_by else empty).mode("append"), text)
         clauses = [f"`{k}` = '{_sql_str(v)}'" for k, v in (replace_partition or {}).items()]
         condition = " AND ".join([*clauses, *([f"({replace_rows})"] if replace_rows is not None else [])])
-        _save(writer.option("replaceWhere", condition).mode("overwrite"), text, lake.engine)
+        _save(writer.option("replaceWhere", condition).mode("overwrite"), text)
         return
     if replace_partition and replace_rows is None and table_exists(lake, text):
         _drop_parquet_partition(text, replace_partition)
-    _save(writer.mode("append" if replacing else mode), text, lake.engine)
+    _save(writer.mode("append" if replacing else mode), text)
 
 
 class WriteConflictError(LaionSparkError, RuntimeError):
@@ -211,16 +229,22 @@ _UNSUPPORTED = re.compile(
 )
 
 
-def _save(writer: DataFrameWriter, path: str, engine: str = "") -> None:
+class _UnsupportedFeatures(Exception):
+    """The engine refused the table's features (``names``); :func:`write_table` names the engine."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
+def _save(writer: DataFrameWriter, path: str) -> None:
     try:
         writer.save(path)
     except Exception as err:
         unsupported = _UNSUPPORTED.search(str(err))
         if unsupported:
-            from .protocol import feature_error
-
             names = next(g for g in unsupported.groups() if g is not None).replace(" ", "").strip(".,")
-            raise feature_error(path, [n for n in names.split(",") if n], engine) from None
+            raise _UnsupportedFeatures([n for n in names.split(",") if n]) from None
         if _CONFLICT.search(str(err)):
             raise WriteConflictError(
                 f"{path}: another writer changed the table while this job wrote it ({_conflict_line(err)}); "
