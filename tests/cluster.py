@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,13 +153,31 @@ class EventLog:
     def of(self, kind: str) -> list[dict]:
         return [e for e in self.events if e["Event"] == kind]
 
-    def stages_tagged(self, tag: str) -> set[int]:
-        """Stages of the jobs whose ``spark.job.tags`` hold ``tag`` (the pipeline tags each stage's jobs)."""
+    def executions(self, match: Callable[[str, str], bool]) -> set[str]:
+        """Ids of the SQL executions whose description and a physical plan (the first or an adaptive one) ``match``."""
+        texts: dict[str, str] = {}
+        plans: dict[str, list[str]] = {}
+        for event in self.events:
+            if event["Event"].endswith(("SparkListenerSQLExecutionStart", "SparkListenerSQLAdaptiveExecutionUpdate")):
+                key = str(event["executionId"])
+                texts[key] = texts.get(key, "") + event.get("description", "")
+                plans.setdefault(key, []).append(event.get("physicalPlanDescription", ""))
+        return {key for key, versions in plans.items() if any(match(texts[key], plan) for plan in versions)}
+
+    def stages_of(self, executions: set[str]) -> set[int]:
+        """Stages of the jobs that ran for ``executions``."""
         stages: set[int] = set()
         for job in self.of("SparkListenerJobStart"):
-            if tag in (job.get("Properties") or {}).get("spark.job.tags", ""):
+            if (job.get("Properties") or {}).get("spark.sql.execution.id") in executions:
                 stages.update(job["Stage IDs"])
         return stages
+
+    def workers(self) -> dict[str, str]:
+        """``{executor id: its worker's address}`` (the worker serves the executor's logs)."""
+        return {
+            e["Executor ID"]: e["Executor Info"]["Log Urls"]["stderr"].split("/logPage")[0]
+            for e in self.of("SparkListenerExecutorAdded")
+        }
 
     def tasks(self, stages: set[int] | None = None) -> list[dict]:
         """Task end events (``Task Info``, ``Task End Reason``, accumulables) of ``stages`` (default: all)."""

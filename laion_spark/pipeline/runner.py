@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import glob
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,31 +106,10 @@ def run_pipeline(
             continue
         echo(f"-> {name} ({stage.command}, {stage.resources})")
         started = time.perf_counter()
-        with stage_tag(lake, name):
-            summaries = stage.run(ctx)
+        summaries = stage.run(ctx)
         records.record(name, print_, stage.outputs(ctx))
         result.stages.append(StageOutcome(name, "ran", time.perf_counter() - started, summaries))
     return result
-
-
-#: The Spark job tag of a stage's jobs (``spark.job.tags`` in the Spark UI and the event log).
-STAGE_TAG = "laion-spark-stage-{}"
-
-
-@contextmanager
-def stage_tag(lake: LakeSession, name: str) -> Iterator[None]:
-    """Tag every Spark job the stage runs with :data:`STAGE_TAG` (where the engine keeps job tags)."""
-    tag = STAGE_TAG.format(name)
-    try:
-        lake.spark.addTag(tag)
-    except Exception:  # noqa: BLE001 - an engine without job tags runs the stage untagged
-        yield
-        return
-    try:
-        yield
-    finally:
-        with suppress(Exception):
-            lake.spark.removeTag(tag)
 
 
 def describe(lake: LakeSession | None, config: PipelineConfig) -> str:

@@ -29,7 +29,6 @@ from pipeline.test_engines import assert_same_tables
 from pipeline_runs import rooted
 
 from laion_spark.engine import DELTA_MAVEN_COORDINATE
-from laion_spark.pipeline.runner import STAGE_TAG
 
 pytestmark = [pytest.mark.classic, pytest.mark.slow, pytest.mark.dist]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
@@ -137,18 +136,37 @@ def test_the_whole_pipeline_on_a_standalone_cluster_loses_an_executor_and_nothin
             if t["Task Info"]["Index"] == task["Task Info"]["Index"] and t["Task End Reason"]["Reason"] == "Success"
         ]  # fmt: skip
         assert reruns and all(t["Task Info"]["Executor ID"] != killed["executor"] for t in reruns), task
+    # The UDF stages, found by their SQL plans: CLIP inference on the tars (collect in clip/job.py); UMAP's CLIP
+    # text embedding and projection of the fit rows (toArrow in umap/job.py); the write of umap, whose plan embeds
+    # and projects the other rows and transforms them with the models loaded from the lake (three MapInArrow).
     report = {}
-    for stage in ("images", "umap"):
-        udf_tasks = [t for t in log.tasks(log.stages_tagged(STAGE_TAG.format(stage))) if ran_python(t)]
+    for name, executions in (
+        ("score-images", log.executions(lambda text, plan: "clip/job.py" in text and "MapInArrow" in plan)),
+        ("embed-text", log.executions(lambda text, plan: "umap/job.py" in text and "lake/umap_sample" in plan)),
+        ("umap-transform", log.executions(lambda text, plan: text.startswith("save") and "lake/umap_sample" in plan
+                                          and plan.count("MapInArrow (") >= 3)),
+    ):  # fmt: skip
+        udf_tasks = [t for t in log.tasks(log.stages_of(executions)) if ran_python(t)]
         executors = {t["Task Info"]["Executor ID"] for t in udf_tasks}
-        tags = sorted(
-            {t for j in log.of("SparkListenerJobStart") for t in j["Properties"]["spark.job.tags"].split(",")}
-        )
-        assert udf_tasks and "driver" not in executors, (stage, [t for t in tags if "laion-spark-stage" in t])
-        report[stage] = sorted(executors)
+        assert executions and udf_tasks and "driver" not in executors, name
+        report[name] = sorted(executors)
     hosts = {t["Task Info"]["Host"] for t in log.tasks()}
     assert len({e for ids in report.values() for e in ids}) >= 2 and hosts == {"127.0.0.1"}
-    print(f"cluster pipeline: {took:.0f} s; killed {killed}; UDF tasks ran in executors {report}")
+    workers = log.workers()  # executor -> its worker's web UI address
+    assert len(set(workers.values())) == 2
+    reran = sorted(
+        {
+            f"{t['Task Info']['Executor ID']}@{workers[t['Task Info']['Executor ID']]}"
+            for t in log.tasks()
+            if t["Task Info"]["Index"] in {x["Task Info"]["Index"] for x in lost}
+            and t["Stage ID"] in {x["Stage ID"] for x in lost}
+            and t["Task End Reason"]["Reason"] == "Success"
+        }
+    )
+    print(
+        f"cluster pipeline: {took:.0f} s; killed executor {killed['executor']}@{workers[killed['executor']]} "
+        f"(pid {killed['pid']}, stage {killed['stage']!r}); lost tasks reran in {reran}; UDF tasks ran in {report}"
+    )
 
 
 def test_a_100k_row_umap_fit_is_transformed_in_the_clusters_tasks_from_model_files(
