@@ -199,7 +199,6 @@ def test_a_100k_row_umap_fit_is_transformed_in_the_clusters_tasks_from_model_fil
     assert [m["n_neighbors"] for m in manifests] == [15, 30] and {m["fit_rows"] for m in manifests} == {fit_rows}
     size = sum(m["bytes"] for m in manifests)
     assert size > 128 * 2**20  # more than one Spark Connect plan carries (the old closure path refused this)
-    assert "MB written to" in proc.stderr and "loaded from" not in proc.stderr  # the executors' tasks load them
     from deltalake import DeltaTable
 
     table = DeltaTable(str(lake / "umap")).to_pyarrow_table()
