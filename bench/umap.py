@@ -36,10 +36,10 @@ from laion_spark.umap import (
     FunctionEmbedder,
     UmapLearnBackend,
     UmapParams,
-    UmapPlan,
     gaussian_projection,
     layout_sample,
 )
+from laion_spark.umap.params import Umap
 
 WIDTH, SHEETS, LATENT = 256, 40, 3
 _DIM, _SEED, _NEIGHBORS = 64, 0, 15
@@ -166,25 +166,23 @@ def fit_rows_runs(
     with open_session("sail") as lake:
         warm = out / "warm-up"  # numba (fit, transform) and datashader compile here, before any timing
         write_table(lake, lake.spark.createDataFrame(sample_table(2000)), warm / "umap_sample", mode="overwrite")
-        layout_sample(
-            lake,
-            warm,
-            sheet_embedder(),
-            UmapPlan((_NEIGHBORS,), 20, fit_rows=1000),
-            UmapLearnBackend(),
-            out / "warm-png",
-        )
+        warm_plan = Umap(
+            lake=warm, model="laion-spark-tiny", neighbors=(_NEIGHBORS,), epochs=20, fit_rows=1000,
+            renders=out / "warm-png",
+        )  # fmt: skip
+        layout_sample(lake, warm_plan, sheet_embedder(), UmapLearnBackend())
         write_table(lake, lake.spark.createDataFrame(sample_table(rows)), lake_dir / "umap_sample", mode="overwrite")
         for label, fit in (
             (f"fit on all {rows:,}", None),
             (f"fit {fit_rows:,} + transform {rows - fit_rows:,}", fit_rows),
         ):
             shutil.rmtree(lake_dir / "umap", ignore_errors=True)
-            plan = UmapPlan(
-                neighbors=(_NEIGHBORS,), epochs=epochs, negative_sample_rate=20, dim=_DIM, seed=_SEED, fit_rows=fit
-            )
+            plan = Umap(
+                lake=lake_dir, model="laion-spark-tiny", neighbors=(_NEIGHBORS,), epochs=epochs,
+                negative_sample_rate=20, dim=_DIM, seed=_SEED, fit_rows=fit, renders=out / "renders",
+            )  # fmt: skip
             started = time.perf_counter()
-            summary = layout_sample(lake, lake_dir, sheet_embedder(), plan, UmapLearnBackend(), out / "renders")
+            summary = layout_sample(lake, plan, sheet_embedder(), UmapLearnBackend())
             wall = time.perf_counter() - started
             table = deltalake.DeltaTable(str(lake_dir / "umap")).to_pandas()
             ids = table["TEXT"].str.rsplit(" ", n=1).str[1].astype(np.int64).to_numpy()

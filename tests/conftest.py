@@ -67,7 +67,10 @@ def _share_sail(sail: LakeSession, monkeypatch: pytest.MonkeyPatch) -> None:
     def shared(settings: dict[str, str], table_format: str) -> LakeSession:
         conf = sail.spark.conf
         before = {key: conf.get(key, None) for key in settings}
-        lake = LakeSession(sail.spark, "sail", table_format, [lambda: _restore(conf, before)])
+        lake = LakeSession(
+            sail.spark, "sail", table_format, [lambda: _restore(conf, before)],
+            delta_writer_features=sail.delta_writer_features,
+        )  # fmt: skip
         return factory._apply_conf(lake, settings)
 
     monkeypatch.setattr(factory, "_sail", shared)
@@ -87,5 +90,6 @@ def reference() -> Path:
     return REFERENCE
 
 
+from cluster import standalone  # noqa: E402, F401 - one standalone Spark cluster per session, for the tests that need one
 from installs import dist  # noqa: E402, F401 - make dist's artefacts, built once
 from pipeline_runs import classic_run, reference_run, sample  # noqa: E402, F401 - fixtures shared by the pipeline and engine tests

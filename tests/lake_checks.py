@@ -51,9 +51,10 @@ RUN_COLUMNS = {"image_tars": ("run_id", "tar", "embeddings")}
 
 
 def lake_digests(lake: Path) -> dict[str, tuple[int, str]]:
-    """:func:`digest` of every table of ``lake`` but the bookkeeping ones, without the run-naming columns."""
+    """:func:`digest` of every table of ``lake`` but the bookkeeping ones, without the run-naming columns (folders
+    starting with ``_`` hold no table: the fitted UMAP models)."""
     digests = {}
-    for path in sorted(p for p in lake.iterdir() if p.is_dir() and p.name not in BOOKKEEPING):
+    for path in sorted(p for p in lake.iterdir() if p.is_dir() and p.name not in BOOKKEEPING and p.name[0] != "_"):
         table = read_any(path)
         skip = RUN_COLUMNS.get(path.name, ())
         digests[path.name] = digest(table, [c for c in table.column_names if c not in skip])

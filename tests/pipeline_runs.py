@@ -3,7 +3,8 @@
 The sample is the generator's, with two bad embedding rows planted (one NaN, one all zero: quarantined by
 ``score``), and the test config stretches what the packaged one leaves untouched at this size: one shard per
 ``score`` commit, KV files built in several key ranges, a subset limited to one collection with an extra
-column, a UMAP sample smaller than its subset (so the seeded pick matters).
+column, a UMAP sample smaller than its subset (so the seeded pick matters), fitted on part of its rows (so the
+rest is transformed in Spark tasks that load the fitted models from the lake).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def rooted(tmp: Path, sample: Path) -> Path:
     for file in stages["kv"]["files"]:
         file["max_rows_per_range"] = 200
     stages["umap_sample"]["rows"] = 80
+    stages["umap"]["fit_rows"] = 70  # the other 10 rows go through the transform tasks and the model files
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
 

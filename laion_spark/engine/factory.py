@@ -25,6 +25,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from ..errors import first_line
+from . import jars as _jars
+from .features import DELTA_SPARK_WRITER_FEATURES, SAIL_WRITER_FEATURES
 from .jars import pinned
 from .names import ENGINES, TABLE_FORMATS
 from .profiles import EngineError, resolve_conf
@@ -49,6 +51,9 @@ class LakeSession:
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     #: Settings asked for that the engine did not apply (reported as a warning when the session opened).
     unapplied: dict[str, str] = field(default_factory=dict)
+    #: Delta table features the engine writes (:mod:`~laion_spark.engine.features`); ``None``: not known here
+    #: (a Spark Connect server of any kind, Databricks), the engine refuses on its own.
+    delta_writer_features: frozenset[str] | None = None
 
     def stop(self) -> None:
         """Stop the session and, for ``sail``, the embedded server. Idempotent."""
@@ -98,8 +103,8 @@ def open_session(
     if engine == "sail":
         return _sail(settings, table_format)
     if engine == "local":
-        jars = delta_jars or os.environ.get("LAION_SPARK_DELTA_JARS")
-        return _local(settings, table_format, app_name, delta_jars(jars) if jars else None)
+        folder = delta_jars or os.environ.get("LAION_SPARK_DELTA_JARS")
+        return _local(settings, table_format, app_name, _jars.delta_jars(folder) if folder else None)
     if engine == "remote":
         if not remote:
             raise EngineError("engine 'remote' needs a Spark Connect URL, e.g. --remote sc://host:15002")
@@ -112,7 +117,9 @@ def open_session(
     spark = SparkSession.getActiveSession()
     if spark is None:
         raise EngineError("engine 'active' needs a running session: use it inside spark-submit or a Databricks job")
-    return _apply_conf(LakeSession(spark, engine, table_format), settings)
+    # spark-submit runs the pinned delta-spark; a Databricks runtime has its own Delta, with features of its own.
+    features = None if os.environ.get("DATABRICKS_RUNTIME_VERSION") else DELTA_SPARK_WRITER_FEATURES
+    return _apply_conf(LakeSession(spark, engine, table_format, delta_writer_features=features), settings)
 
 
 def _apply_conf(lake: LakeSession, settings: Mapping[str, str]) -> LakeSession:
@@ -154,7 +161,9 @@ def _sail(settings: Mapping[str, str], table_format: str) -> LakeSession:
     server.start(background=True)
     host, port = server.listening_address
     spark = SparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
-    lake = LakeSession(spark, "sail", table_format, [server.stop, spark.stop])
+    lake = LakeSession(
+        spark, "sail", table_format, [server.stop, spark.stop], delta_writer_features=SAIL_WRITER_FEATURES
+    )
     atexit.register(lake.stop)
     return _apply_conf(lake, settings)
 
@@ -166,7 +175,8 @@ def _local(settings: Mapping[str, str], table_format: str, app_name: str, jars: 
     if table_format == "delta":
         if jars:
             builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
-        else:
+        else:  # downloaded once into Spark's Ivy cache (or one clear error), then resolved from there
+            _jars.ensure_delta_cached(settings)
             builder = builder.config("spark.jars.packages", DELTA_MAVEN_COORDINATE)
         for key, value in _DELTA_CONF.items():
             builder = builder.config(key, value)
@@ -174,6 +184,7 @@ def _local(settings: Mapping[str, str], table_format: str, app_name: str, jars: 
         builder = builder.config(key, value)
     existing = SparkSession.getActiveSession()
     spark = builder.getOrCreate()
-    lake = LakeSession(spark, "local", table_format, [] if existing else [spark.stop])
+    closers = [] if existing else [spark.stop]
+    lake = LakeSession(spark, "local", table_format, closers, delta_writer_features=DELTA_SPARK_WRITER_FEATURES)
     atexit.register(lake.stop)
     return _apply_conf(lake, settings)  # a session that existed before kept its static settings

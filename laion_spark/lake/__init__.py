@@ -22,6 +22,7 @@ __all__, __getattr__, __dir__ = exports(
             "table_exists",
             "write_table",
         ],
+        ".protocol": ["Protocol", "TableFeatureError", "check_writable", "read_protocol"],
         ".layout": ["BOOKKEEPING", "COLLECTIONS", "RUNS_TABLE", "STAGES_TABLE", "is_local", "lake_table", "table_path"],
         ".runs": ["RUNS_SCHEMA", "RunSummary", "record_run"],
         ".shard_commits": [

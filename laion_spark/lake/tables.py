@@ -29,6 +29,7 @@ from ..engine.factory import LakeSession
 from ..errors import InputError, LaionSparkError, first_line
 from ..paths import engine_path
 from .layout import is_local, table_path
+from .protocol import check_writable, feature_error
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 
@@ -144,14 +145,33 @@ def write_table(
     ``merge_schema`` lets an append add new columns.
 
     Raises :class:`WriteConflictError` naming the table when another writer
-    committed a conflicting change first (the table is as that writer left it).
+    committed a conflicting change first (the table is as that writer left it), and
+    :class:`TableFeatureError` when the table needs a Delta table feature the engine
+    cannot write (before writing anything, where the engine's features are known).
     """
     text = table_path(path)
+    check_writable(lake, text)
     writer = df.write.format(lake.table_format)
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
+    try:
+        _write(lake, df, text, writer, partition_by, replace_partition, replace_rows, mode)
+    except _UnsupportedFeatures as err:
+        raise feature_error(text, err.names, lake.engine) from None
+
+
+def _write(
+    lake: LakeSession,
+    df: DataFrame,
+    text: str,
+    writer: DataFrameWriter,
+    partition_by: Sequence[str] | None,
+    replace_partition: Mapping[str, str] | None,
+    replace_rows: str | None,
+    mode: str,
+) -> None:
     replacing = bool(replace_partition) or replace_rows is not None
     if replacing and lake.table_format == "delta":
         if not table_exists(lake, text):
@@ -177,16 +197,43 @@ _CONFLICT = re.compile(
 )
 
 
+#: How engines refuse a table feature they cannot write (Sail; delta-spark's DELTA_UNSUPPORTED_FEATURES_FOR_WRITE).
+_UNSUPPORTED = re.compile(
+    r"Unsupported table features required: \[([^\]]*)\]"
+    r"|Table features must be specified, please specify: ([\w\-, ]+)"
+    r"|DELTA_UNSUPPORTED_FEATURES_FOR_WRITE\][^:]*: ([\w\-, ]+)"
+)
+
+
+class _UnsupportedFeatures(Exception):
+    """The engine refused the table's features (``names``); :func:`write_table` names the engine."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
 def _save(writer: DataFrameWriter, path: str) -> None:
     try:
         writer.save(engine_path(path, create=True))
     except Exception as err:
+        unsupported = _UNSUPPORTED.search(str(err))
+        if unsupported:
+            names = next(g for g in unsupported.groups() if g is not None).replace(" ", "").strip(".,")
+            raise _UnsupportedFeatures([n for n in names.split(",") if n]) from None
         if _CONFLICT.search(str(err)):
             raise WriteConflictError(
-                f"{path}: another writer changed the table while this job wrote it ({first_line(err)}); "
+                f"{path}: another writer changed the table while this job wrote it ({_conflict_line(err)}); "
                 "nothing of this write was committed: rerun to complete it"
             ) from None
         raise
+
+
+def _conflict_line(err: BaseException) -> str:
+    """The line of an engine's error that names the conflict (classic PySpark's first line is
+    ``An error occurred while calling o123.save.``; the Delta exception follows it)."""
+    line = next((line for line in str(err).splitlines() if _CONFLICT.search(line)), first_line(err))
+    return line.strip().lstrip(": ")[:300]
 
 
 def delta_version(path: str | Path) -> int | None:

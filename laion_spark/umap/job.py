@@ -9,8 +9,9 @@ Steps, each logged (stage, rows, epochs) to ``laion_spark.umap``:
    counted), project to ``dim`` in the tasks and collect only the float32 features;
 3. fit one UMAP per n_neighbors with the backend (cuML or umap-learn) and send
    the fit rows' coordinates back as a small keyed table;
-4. embed, project and transform the other rows in Spark partitions with the
-   fitted models shipped inside the task closure;
+4. embed, project and transform the other rows in Spark partitions, the tasks
+   loading the fitted models from files under the lake (``_umap_models/``,
+   :mod:`.models`);
 5. overwrite ``umap`` (LAION's columns, then ``x_nn<k>, y_nn<k>`` per
    n_neighbors), check that it holds every sample row once, render a PNG per
    n_neighbors and write ``umap.json`` (the backend and its exact parameters)
@@ -39,7 +40,8 @@ from ..subsets.params import PUBLISHED_KINDS
 from .backends import Backend, FittedLayout, UmapParams, select_backend
 from .embed import ClipTextEmbedder, TextEmbedder
 from .errors import UmapError
-from .fit import check_model_bytes, coordinates_frame, coordinates_table, fit_layouts, transform_frame
+from .fit import coordinates_frame, coordinates_table, fit_layouts
+from .models import prune_models, save_models, transform_with_files
 from .params import PARTITION_ROWS, SAMPLE_TABLE, UMAP_TABLE, Umap, coordinate_columns, umap_columns
 from .projection import gaussian_projection, project_frame, rows_matrix
 from .render import render_layouts
@@ -128,8 +130,6 @@ def layout_sample(lake: LakeSession, plan: Umap, embedder: TextEmbedder, backend
     if rows <= max(plan.neighbors):
         raise UmapError(f"{source}: {rows} rows; UMAP with n_neighbors={max(plan.neighbors)} needs more")
     fit_rows = rows if plan.fit_rows is None else min(plan.fit_rows, rows)
-    if fit_rows < rows:
-        check_model_bytes(fit_rows, len(plan.neighbors))
     backend = select_backend(backend) if isinstance(backend, str) else backend
     summary = RunSummary(job=JOB, collection="*", target=UMAP_TABLE)
 
@@ -146,12 +146,13 @@ def layout_sample(lake: LakeSession, plan: Umap, embedder: TextEmbedder, backend
     layouts = fit_layouts(features, layout_params(plan), backend)
     coords = coordinates_frame(lake, coordinates_table(collected.select(list(ROW_KEY)), layouts))
     parts = [keyed.join(coords, list(ROW_KEY), "inner")]
+    files = []
     if fit_rows < rows:
         rest = keyed.join(F.broadcast(coords.select(*ROW_KEY)), list(ROW_KEY), "left_anti")
+        files = save_models(lake_dir, layouts, backend, fit_rows)  # the tasks load them by path
         _log.info("umap: transforming %d rows in %d partitions", rows - fit_rows, partitions(rows - fit_rows))
-        parts.append(
-            transform_frame(features_frame(embedder, rest, matrix, rows - fit_rows), layouts, backend, _FEATURES)
-        )
+        rest_features = features_frame(embedder, rest, matrix, rows - fit_rows)
+        parts.append(transform_with_files(rest_features, files, backend, layouts[0].width, _FEATURES))
     out = parts[0].select(*columns)
     for part in parts[1:]:
         out = out.unionByName(part.select(*columns))
@@ -160,6 +161,7 @@ def layout_sample(lake: LakeSession, plan: Umap, embedder: TextEmbedder, backend
     summary.metrics = _metrics(written, rows, fit_rows, null_text, width, plan, backend, layouts)
     if written != rows:
         raise InvariantError(f"{target}: {written} rows written for {rows} sample rows", summary)
+    prune_models(lake_dir, files)  # the models of earlier runs go; this run's stay beside its table
     _log.info("umap: wrote %d rows to %s", written, target)
     if folder is not None:
         points = read_table(lake, target).select("AESTHETIC_SCORE", *coordinate_columns(plan.neighbors)).toPandas()

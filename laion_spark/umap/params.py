@@ -35,12 +35,6 @@ NN_DESCENT_CLUSTERS = 4
 
 #: Rows per Spark partition of the embedding, projection and transform passes.
 PARTITION_ROWS = 50_000
-#: Most bytes of pickled models one transform plan may carry: a Spark Connect plan travels as one gRPC message
-#: (128 MiB by default, on Sail too), and the models ride in its task closure.
-MODEL_BYTES_LIMIT = 100 * 2**20
-#: Pickled umap-learn model bytes per fit row (measured: 9.4 MiB for 10,000 rows of 64-d), for the check
-#: before the fit.
-MODEL_BYTES_PER_FIT_ROW = 1_000
 #: Rows per ``createDataFrame`` chunk when the fitted coordinates go back to Spark.
 COORDINATE_CHUNK_ROWS = 1_000_000
 #: Side of the datashader renders, in pixels.

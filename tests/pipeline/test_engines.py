@@ -1,13 +1,16 @@
 """The whole pipeline for real on every way users run it, and the same tables from each.
 
-* pyspark's own ``spark-submit`` on ``local[2]`` runs ``jobs/pipeline.py`` with the package from
-  ``make dist`` (``--py-files``, an interpreter that has no laion_spark of its own), Parquet tables;
+* pyspark's own ``spark-submit`` on ``local[2]`` runs ``jobs/pipeline.py`` (``--engine active``) with the
+  package from ``make dist`` (``--py-files``, an interpreter that has no laion_spark of its own) and Delta
+  from the pinned coordinate (``--packages``);
 * ``--engine remote`` against a Spark Connect server in its own process: Sail's (``sail spark server``)
-  and classic Spark's (its Connect server jar ships in the pyspark wheel);
+  and classic Spark's (its Connect server jar ships in the pyspark wheel; Delta through ``--packages``);
 * Sail in ``local-cluster`` mode (a driver and workers talking over RPC);
 
 each compared with the uninterrupted Sail/Delta run (``reference_run``): row counts and an
-order-independent checksum of every column, table by table, and the KV files byte for byte.
+order-independent checksum of every column, table by table, and the KV files byte for byte. Every classic
+Spark run here writes Delta (``--table-format parquet`` stays an option, for machines without the jars).
+The standalone-cluster run is in ``test_cluster.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from installs import clean_env, deps_venv
 from lake_checks import lake_digests
 from pipeline_runs import rooted
 
+from laion_spark.engine import DELTA_MAVEN_COORDINATE
+
 SPARK_HOME = Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
+#: spark-submit's arguments for Delta on classic Spark: the pinned package and delta-spark's session settings.
+DELTA_SUBMIT = [
+    "--packages", DELTA_MAVEN_COORDINATE,
+    "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+    "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+]  # fmt: skip
 
 
 def assert_same_tables(root: Path, reference_run: Path) -> None:
@@ -81,11 +92,11 @@ def test_spark_submit_runs_jobs_pipeline_with_the_package_from_make_dist(sample,
         [
             str(Path(sys.executable).parent / "spark-submit"),
             "--master", "local[2]",
+            *DELTA_SUBMIT,
             "--conf", "spark.ui.enabled=false",
             "--py-files", str(zipped),
             str(REPO / "jobs" / "pipeline.py"),
             "--config", str(config),
-            "--table-format", "parquet",
         ],
         capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path,
     )  # fmt: skip
@@ -111,14 +122,15 @@ def test_remote_engine_against_classic_sparks_connect_server(sample, reference_r
         str(Path(sys.executable).parent / "spark-submit"),
         "--master", "local[2]",
         "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+        *DELTA_SUBMIT,
         "--conf", f"spark.connect.grpc.binding.port={port}",
         "--conf", "spark.ui.enabled=false",
         str(jar),
     ]  # fmt: skip
-    env = clean_env(PYSPARK_PYTHON=sys.executable, SPARK_HOME=str(SPARK_HOME))
+    # The server's Python workers unpickle the client's functions: both import this checkout's laion_spark.
+    env = clean_env(PYSPARK_PYTHON=sys.executable, SPARK_HOME=str(SPARK_HOME), PYTHONPATH=str(REPO))
     with server(command, port, env, tmp_path / "connect.log") as url:
-        engine = ("--engine", "remote", "--remote", url, "--table-format", "parquet")
-        run_pipeline_cli(rooted(tmp_path / "run", sample), *engine)
+        run_pipeline_cli(rooted(tmp_path / "run", sample), "--engine", "remote", "--remote", url, env=env)
     assert_same_tables(tmp_path / "run", reference_run)
 
 

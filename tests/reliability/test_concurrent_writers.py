@@ -1,14 +1,17 @@
 """Two writers at once: no row lost or doubled, and a losing writer says which table another writer changed.
 
 Measured on Sail 0.7.2 (DESIGN.md section 10): concurrent appends retry and lose nothing; two
-``replaceWhere`` commits of the same rows make one fail ("Failed to commit transaction"). Each test
-starts two processes together (several rounds, so that different interleavings happen), then checks
-the tables, reruns whichever writer lost, and checks again.
+``replaceWhere`` commits of the same rows make one fail ("Failed to commit transaction"). delta-spark
+raises its own ``ConcurrentAppendException``, ``ConcurrentDeleteReadException``, ``ProtocolChangedException``
+... instead. Each test runs on both engines (``--engine local``: classic Spark with delta-spark, on the
+Sail run's lake, so the tables are one lake written by two engines): it starts two processes together
+(several rounds on Sail, fewer on classic Spark, whose processes start a JVM each, so that different
+interleavings happen), then checks the tables, reruns whichever writer lost, and checks again.
 
 Guards these tests pin (each was seen failing with its guard removed): score-embeddings commits a
 ``replaceWhere`` of exactly the shards it wrote, after creating the table empty (as plain appends, two
 runs over overlapping shards both append them: doubled rows); the engine's commit-conflict error becomes
-a :class:`~laion_spark.lake.WriteConflictError` naming the table; subsets read one Delta snapshot of
+a :class:`~laion_spark.lake.WriteConflictError` naming the table, on either engine; subsets read one Delta snapshot of
 ``joined`` (without it, a join-tags committing between two subsets' writes mixes two versions: the last
 test forces that interleaving, which two real processes produce only sometimes).
 """
@@ -20,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,8 +38,31 @@ from laion_spark.pipeline.config import load_pipeline_config
 from laion_spark.subsets.params import BuildSubsets
 
 pytestmark = pytest.mark.slow
-ROUNDS = 3
 CONFLICT = "another writer changed the table"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The engine options every command of a test gets, and how many rounds the test runs there."""
+
+    args: tuple[str, ...]
+    rounds: int
+    #: join-tags runs rewriting joined while subsets runs.
+    rewrites: int
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(Engine((), 3, 4), id="sail"),
+        pytest.param(Engine(("--engine", "local"), 1, 2), id="delta-spark", marks=pytest.mark.classic),
+    ]
+)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return request.param
+
+
+def on(engine: Engine, command: list[str]) -> list[str]:
+    return [*command, *engine.args]
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -45,8 +72,15 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=writer_env(),
     )
+
+
+def writer_env() -> dict[str, str]:
+    """Each writer a process of its own; a classic one on one core (two JVMs share the machine's two)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAION_SPARK_MASTER": "local[1]"}
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    return env
 
 
 def together(*commands: list[str], cwd: Path) -> list[tuple[list[str], int, str]]:
@@ -68,7 +102,9 @@ def settle(outcomes: list[tuple[list[str], int, str]], table: str, cwd: Path) ->
         lines = [line for line in err.splitlines() if line.startswith("error:")]
         assert code == 1 and len(lines) == 1 and CONFLICT in lines[0] and table in lines[0], err[-3000:]
         losers += 1
-        rerun = subprocess.run([sys.executable, "-m", "laion_spark", *cmd], capture_output=True, text=True, cwd=cwd)
+        rerun = subprocess.run(
+            [sys.executable, "-m", "laion_spark", *cmd], capture_output=True, text=True, cwd=cwd, env=writer_env()
+        )
         assert rerun.returncode == 0, rerun.stderr[-3000:]
     return losers
 
@@ -87,17 +123,17 @@ def join_command(root: Path, collection: str, *, safety: bool = True) -> list[st
     ]  # fmt: skip
 
 
-def test_two_join_tags_of_one_collection_leave_its_rows_once(reference_run, tmp_path) -> None:
+def test_two_join_tags_of_one_collection_leave_its_rows_once(reference_run, tmp_path, engine) -> None:
     expected = digest(read_any(reference_run / "lake" / "joined"))
-    for round_ in range(ROUNDS):
+    for round_ in range(engine.rounds):
         root = prepare(tmp_path / f"round-{round_}", reference_run, StageRun("join", lambda r: []))
-        command = join_command(root, "laion2B-multi")
+        command = on(engine, join_command(root, "laion2B-multi"))
         settle(together(command, command, cwd=root), "joined", root)
         assert digest(read_any(root / "lake" / "joined")) == expected
 
 
-def test_two_score_embeddings_of_overlapping_shards_score_each_shard_once(reference_run, tmp_path) -> None:
-    for round_ in range(ROUNDS):
+def test_two_score_embeddings_of_overlapping_shards_score_each_shard_once(reference_run, tmp_path, engine) -> None:
+    for round_ in range(engine.rounds):
         root = prepare(
             tmp_path / f"round-{round_}", reference_run, StageRun("s", lambda r: [], ("aesthetic_tags",), fresh=True)
         )
@@ -107,8 +143,8 @@ def test_two_score_embeddings_of_overlapping_shards_score_each_shard_once(refere
             (only_second / sub).mkdir(parents=True)
             shutil.copy(source / sub / pattern, only_second / sub / pattern)
         base = ["--head", head_of(root), "--lake", str(root / "lake"), "--shards-per-commit", "1"]
-        all_shards = ["score-embeddings", "--embeddings", str(source), *base]
-        overlap = ["score-embeddings", "--embeddings", str(only_second), *base]
+        all_shards = on(engine, ["score-embeddings", "--embeddings", str(source), *base])
+        overlap = on(engine, ["score-embeddings", "--embeddings", str(only_second), *base])
         settle(together(all_shards, overlap, cwd=root), "aesthetic_tags", root)
         tags = read_any(root / "lake" / "aesthetic_tags").to_pandas()
         rows = {int(p.stem[-4:]): pq.read_metadata(p).num_rows for p in (source / "metadata").glob("*.parquet")}
@@ -124,21 +160,21 @@ def _subset_hashes(joined: pa.Table, threshold: float, collections: tuple[str, .
     return set(joined.filter(pc.fill_null(keep, False))["hash"].to_pylist())
 
 
-def test_subsets_while_join_tags_rewrites_joined_read_one_version_of_it(reference_run, tmp_path) -> None:
+def test_subsets_while_join_tags_rewrites_joined_read_one_version_of_it(reference_run, tmp_path, engine) -> None:
     config = load_pipeline_config(reference_run / "pipeline.yaml")
-    for round_ in range(ROUNDS):
+    for round_ in range(engine.rounds):
         root = prepare(tmp_path / f"round-{round_}", reference_run, StageRun("j", lambda r: []))
         # join-tags rewrites laion2B-en again and again, with and without its safety tags (punsafe null: fewer
         # rows pass), while subsets runs: any two of its reads of joined may see different versions.
-        rewrites = [join_command(root, "laion2B-en", safety=i % 2 == 1) for i in range(4)]
+        rewrites = [on(engine, join_command(root, "laion2B-en", safety=i % 2 == 1)) for i in range(engine.rewrites)]
         script = "; ".join(f"{sys.executable} -m laion_spark {' '.join(map(str, cmd))} >/dev/null" for cmd in rewrites)
-        writer = subprocess.Popen(["bash", "-c", script], cwd=root)
+        writer = subprocess.Popen(["bash", "-c", script], cwd=root, env=writer_env())
+        subsets = on(engine, ["subsets", "--lake", str(root / "lake")])
         outcome = subprocess.run(
-            [sys.executable, "-m", "laion_spark", "subsets", "--lake", str(root / "lake")],
-            capture_output=True, text=True, cwd=root,
-        )  # fmt: skip
+            [sys.executable, "-m", "laion_spark", *subsets], capture_output=True, text=True, cwd=root, env=writer_env()
+        )
         writer.wait(timeout=900)
-        settle([(["subsets", "--lake", str(root / "lake")], outcome.returncode, outcome.stderr)], "subset_", root)
+        settle([(subsets, outcome.returncode, outcome.stderr)], "subset_", root)
         joined = DeltaTable(str(root / "lake" / "joined"))
         versions = {
             v: DeltaTable(str(root / "lake" / "joined"), version=v).to_pyarrow_table()

@@ -25,7 +25,6 @@ from laion_spark.umap import (
     select_backend,
 )
 from laion_spark.umap import backends as backends_module
-from laion_spark.umap.fit import check_model_bytes
 from laion_spark.umap.params import Umap
 
 PARAMS = UmapParams(n_neighbors=30, n_epochs=1000, negative_sample_rate=20, random_state=7)
@@ -180,11 +179,3 @@ def test_the_cuml_path_fits_on_the_driver_with_managed_memory_and_transforms_in_
     assert [f["fit"] for f in manifest["fits"]] == [{"data_on_host": True}] * 2
     assert "umap nn10: cuml 0.0-stand-in on 150 rows: n_neighbors=10" in caplog.text
     assert "build_algo=nn_descent | fit data_on_host=True" in caplog.text
-
-
-def test_models_too_large_for_one_plan_are_refused_with_the_most_fit_rows_that_fit():
-    check_model_bytes(30_000, 3)  # about 86 MiB, estimated: it fits
-    with pytest.raises(UmapError, match=r"--fit-rows 40000: 3 fitted model\(s\) would take about 114 MiB"):
-        check_model_bytes(40_000, 3)
-    with pytest.raises(UmapError, match="take 150 MiB.*use at most about 6,666 fit rows"):
-        check_model_bytes(10_000, 3, measured=150 * 2**20)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import deltalake
@@ -115,6 +117,32 @@ def test_fit_rows_fits_a_part_and_transforms_the_rest_in_the_tasks(sail, tmp_pat
     assert layout_trust(table, 10, stage.seed) >= 0.9
     assert "umap transform: 400 rows of one partition done" in caplog.text
     assert "umap nn10: 60/60 epochs" in caplog.text and "umap: wrote 600 rows" in caplog.text
+    # The model reached the tasks as a file under the lake, with its parameters and digest, not inside the plan.
+    pickled = list((tmp_path / "_umap_models").glob("nn10-*.pkl"))
+    assert len(pickled) == 1
+    manifest = json.loads(pickled[0].with_suffix(".json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(pickled[0].read_bytes()).hexdigest()
+    assert manifest["sha256"].startswith(pickled[0].stem.split("-")[1]) and manifest["fit_rows"] == 200
+    assert manifest["constructor"]["n_neighbors"] == 10 and manifest["constructor"]["n_epochs"] == 60
+    assert f"model of {manifest['bytes'] / 2**20:.1f} MB loaded from {pickled[0]}" in caplog.text
+
+
+def test_a_changed_model_file_is_refused_in_the_task_and_earlier_runs_models_are_pruned(tmp_path) -> None:
+    """Guard: load_model checks the file's digest before unpickling it; prune_models keeps only the run's files."""
+    from laion_spark.umap.backends import BackendOptions, FittedLayout, UmapLearnBackend
+    from laion_spark.umap.models import ModelFile, load_model, prune_models, save_models
+
+    layout = FittedLayout(10, np.zeros((2, 2), np.float32), pickle.dumps({"model": 1}), BackendOptions({}), 0.1, 64)
+    [file] = save_models(tmp_path, [layout], UmapLearnBackend(), 2)
+    assert load_model(file) == {"model": 1}
+    (tmp_path / "_umap_models" / "nn10-stale.pkl").write_bytes(b"old")
+    prune_models(tmp_path, [file])
+    assert sorted(p.name for p in (tmp_path / "_umap_models").iterdir()) == sorted(
+        [Path(file.path).name, Path(file.path).with_suffix(".json").name]
+    )
+    changed = ModelFile(10, file.path, "0" * 64, file.size)
+    with pytest.raises(UmapError, match="the fitted model changed after the fit"):
+        load_model(changed)
 
 
 def test_a_run_with_other_neighbors_leaves_the_table_as_it_was(sail, fitted):
