@@ -69,7 +69,8 @@ from laion_spark.aesthetic.distribution import build_score_distribution
 from laion_spark.aesthetic.heads import Head
 from laion_spark.aesthetic.params import AestheticEmbeddings, ScoreDistribution, ScoreEmbeddings
 from laion_spark.aesthetic.scoring import score_embeddings
-from laion_spark.engine.factory import LakeSession, open_session
+from laion_spark.engine.factory import open_session
+from laion_spark.engine.session import LakeSession
 from laion_spark.ingest import join_tags
 from laion_spark.ingest.params import JoinTags
 from laion_spark.kv.build import build_kv

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from laion_spark.engine import factory
-from laion_spark.engine.factory import LakeSession, open_session
+from laion_spark.engine.factory import open_session
+from laion_spark.engine.session import LakeSession
 
 pytest_plugins = ["tiers"]  # the fast tier (--fast) and its time budget
 os.environ.setdefault("LAION_SPARK_OFFLINE", "1")

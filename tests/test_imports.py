@@ -4,6 +4,8 @@ import cycle between modules. Type-only imports (under ``if TYPE_CHECKING:``) do
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import REPO
@@ -110,3 +112,14 @@ def test_no_import_cycle_between_modules() -> None:
         if module not in state:
             walk(module, [module])
     assert not cycles, cycles
+
+
+def test_a_job_module_reads_no_file_and_starts_no_engine_when_imported() -> None:
+    """The session type is light (``engine/session.py``): jobs annotate with it without importing the factory,
+    which reads ``jars.properties`` and imports pyspark's session builder."""
+    code = (
+        "import sys, laion_spark.lake.tables, laion_spark.ingest.job, laion_spark.kv.build; "
+        "print(sorted(m for m in sys.modules if m.startswith('laion_spark.engine')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert "laion_spark.engine.factory" not in proc.stdout and "laion_spark.engine.jars" not in proc.stdout

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, LongType, StringType, StructField, StructType
 
-from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError
 from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
@@ -38,6 +38,9 @@ from ..lake.tables import read_table, table_exists, write_table
 from .heads import Head, load_head
 from .params import EMBEDDINGS_TABLE, AestheticEmbeddings, ExportAestheticEmbeddings
 from .shards import Shard, ShardLayoutError, discover_shards
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 RATINGS = 10
 #: Rows per chunk read from a memory-mapped shard (bounds a task's memory to ~100 MB at d=768).

@@ -11,19 +11,22 @@ and head sum to its rows in ``aesthetic_tags``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
 
-from ..engine.factory import LakeSession
 from ..lake.finite import finite, non_finite
 from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import read_table, write_table
 from .buckets import BUCKETS
 from .params import DISTRIBUTION_TABLE, TAGS_TABLE, ScoreDistribution
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 DISTRIBUTION_SCHEMA = StructType(
     [

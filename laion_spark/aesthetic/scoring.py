@@ -55,6 +55,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -64,7 +65,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from ..engine.factory import LakeSession
 from ..errors import InvariantError
 from ..lake.hashing import laion_hash
 from ..lake.layout import lake_table
@@ -85,6 +85,9 @@ from ..lake.tables import write_table
 from .heads import Head, load_head
 from .params import REJECTED_TABLE, TAGS_TABLE, ScoreEmbeddings
 from .shards import Shard, ShardLayoutError, discover_shards
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 JOB = "score-embeddings"
 _log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from ..engine.names import ENGINES, TABLE_FORMATS
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..engine.factory import LakeSession
+    from ..engine.session import LakeSession
 
 EngineOpt = Annotated[
     str,

@@ -58,7 +58,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,7 +68,6 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
 
 from ..aesthetic.heads import Head, load_head
-from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError
 from ..lake.columns import require_columns, spark_columns
 from ..lake.layout import is_local, lake_table, table_path
@@ -100,6 +99,9 @@ from .progress import RunProgress
 from .reader import error_kind
 from .text import embed_text_frame
 from .writer import claim_number, claims, shard_files
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 SCORE_JOB = "score-images"
 TEXT_JOB = "embed-text"

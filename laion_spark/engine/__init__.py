@@ -12,7 +12,9 @@ from .._lazy import exports
 __all__, __getattr__, __dir__ = exports(
     __name__,
     {
-        ".factory": ["DELTA_MAVEN_COORDINATE", "LakeSession", "open_session"],
+        ".factory": ["open_session"],
+        ".session": ["LakeSession"],
+        ".jars": ["delta_coordinate", "pinned"],
         ".names": ["ENGINES", "TABLE_FORMATS"],
         ".profiles": ["EngineError", "conf_dir", "read_profile", "resolve_conf"],
     },

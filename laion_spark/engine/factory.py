@@ -18,8 +18,7 @@ import atexit
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -27,48 +26,16 @@ from pyspark.sql import SparkSession
 from ..errors import first_line
 from . import jars as _jars
 from .features import DELTA_SPARK_WRITER_FEATURES, SAIL_WRITER_FEATURES
-from .jars import pinned
+from .jars import delta_coordinate
 from .names import ENGINES, TABLE_FORMATS
 from .profiles import EngineError, resolve_conf
+from .session import LakeSession
 
-#: The Delta Lake Maven coordinate (classic Spark only; Sail and Databricks write Delta natively),
-#: pinned in ``jars.properties`` in step with delta-spark in pyproject.toml.
-DELTA_MAVEN_COORDINATE = pinned()["delta.spark"]
 _log = logging.getLogger(__name__)
 _DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
-
-
-@dataclass
-class LakeSession:
-    """A Spark session and the format its lake tables are written in."""
-
-    spark: SparkSession
-    engine: str
-    table_format: str
-    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
-    #: Settings asked for that the engine did not apply (reported as a warning when the session opened).
-    unapplied: dict[str, str] = field(default_factory=dict)
-    #: Delta table features the engine writes (:mod:`~laion_spark.engine.features`); ``None``: not known here
-    #: (a Spark Connect server of any kind, Databricks), the engine refuses on its own.
-    delta_writer_features: frozenset[str] | None = None
-
-    def stop(self) -> None:
-        """Stop the session and, for ``sail``, the embedded server. Idempotent."""
-        while self._closers:
-            closer = self._closers.pop()
-            try:
-                closer()
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                pass
-
-    def __enter__(self) -> LakeSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def open_session(
@@ -177,7 +144,7 @@ def _local(settings: Mapping[str, str], table_format: str, app_name: str, jars: 
             builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
         else:  # downloaded once into Spark's Ivy cache (or one clear error), then resolved from there
             _jars.ensure_delta_cached(settings)
-            builder = builder.config("spark.jars.packages", DELTA_MAVEN_COORDINATE)
+            builder = builder.config("spark.jars.packages", delta_coordinate())
         for key, value in _DELTA_CONF.items():
             builder = builder.config(key, value)
     for key, value in settings.items():

@@ -44,6 +44,12 @@ def jar_name(coordinate: str, classifier: str | None = None) -> str:
     return f"{artifact}-{version}{f'-{classifier}' if classifier else ''}.jar"
 
 
+def delta_coordinate() -> str:
+    """The Delta Lake Maven coordinate classic Spark fetches (Sail and Databricks write Delta natively), pinned in
+    ``jars.properties`` in step with delta-spark in pyproject.toml."""
+    return pinned()["delta.spark"]
+
+
 def delta_jars(folder: str | Path) -> list[Path]:
     """The Delta jars (``delta-spark`` and ``delta-storage`` at the pinned version) in ``folder``.
 

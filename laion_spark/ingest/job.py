@@ -9,10 +9,10 @@ rows dropped as duplicates or for a null hash) goes to ``<lake>/runs``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from ..engine.factory import LakeSession
 from ..errors import InvariantError
 from ..lake.collections import JOINED_SCHEMA
 from ..lake.layout import lake_table
@@ -22,6 +22,9 @@ from .metadata import MetadataInput, count_hash_mismatches, inspect_metadata, re
 from .params import JOINED_TABLE, JoinTags
 from .sources import JoinInputError
 from .tags import TAGS, TagInput, combine_tags, inspect_tag_table, read_tag_table, tag_counts
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 JOB = JoinTags.command
 _SPARK_TYPES = {"string": "string", "int32": "int", "int64": "bigint", "float": "float", "double": "double"}

@@ -11,18 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 
-from ..engine.factory import LakeSession
 from ..lake.hashing import laion_hash
 from ..lake.tables import is_delta
 from ..paths import engine_path
 from .params import SWAP_CHOICES
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 RAW_REQUIRED = {"URL": "string", "TEXT": "string", "WIDTH": "integer", "HEIGHT": "integer", "similarity": "floating"}
 JOINED_REQUIRED = {**RAW_REQUIRED, "hash": "integer"}

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..engine.factory import LakeSession
 from ..errors import first_line
 from ..lake.columns import spark_columns
 from ..lake.finite import finite_or_null, non_finite
@@ -29,6 +29,9 @@ from ..lake.layout import table_path
 from ..lake.tables import is_delta
 from ..paths import engine_path
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -80,7 +81,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ..engine.factory import LakeSession
 from ..errors import InputError, InvariantError, first_line
 from ..lake.finite import finite_or_nan
 from ..lake.layout import is_local, table_path
@@ -91,6 +91,9 @@ from .params import BuildKV
 from .radix import key_order
 from .reader import record_dtype
 from .records import ValueOverflowError, write_records
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 #: Sampled keys per range when choosing the range boundaries.
 SAMPLE_KEYS_PER_RANGE = 256

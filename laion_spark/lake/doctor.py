@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from ..engine.factory import LakeSession
 from .tables import read_table, write_table
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 #: Rows of the doctor's check table.
 CHECK_ROWS = 100_000

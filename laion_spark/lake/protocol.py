@@ -15,14 +15,17 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..engine.factory import LakeSession
 from ..engine.features import LEGACY_WRITER_FEATURES
 from ..errors import InputError
 from .layout import is_local, table_path
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 
 class TableFeatureError(InputError):

@@ -15,12 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from ..engine.factory import LakeSession
 from .layout import RUNS_TABLE, lake_table
 from .tables import write_table
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 RUNS_SCHEMA = pa.schema(
     [

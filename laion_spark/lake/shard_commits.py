@@ -36,14 +36,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ..engine.factory import LakeSession
 from .tables import read_table, table_exists, write_table
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 #: The column holding a row's shard number, in every output table and ledger.
 SHARD_COLUMN = "shard"

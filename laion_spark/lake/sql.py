@@ -25,6 +25,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlglot
 from pyspark.sql import DataFrame
@@ -33,10 +34,12 @@ from sqlglot.dialects.spark import Spark
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
-from ..engine.factory import LakeSession
 from ..errors import InputError, first_line
 from ..paths import PathError, normalise_path
 from .tables import read_table, table_exists
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 _VIEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: What ``laion-spark sql`` accepts, as its messages say it.

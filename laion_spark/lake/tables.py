@@ -19,17 +19,20 @@ import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, DataFrameWriter
 
-from ..engine.factory import LakeSession
 from ..errors import InputError, LaionSparkError, first_line
 from ..paths import engine_path
 from .layout import is_local, table_path
 from .protocol import check_writable, feature_error
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 

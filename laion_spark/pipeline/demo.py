@@ -19,7 +19,8 @@ from ..aesthetic.buckets import format_distribution
 from ..aesthetic.distribution import read_score_distribution
 from ..aesthetic.heads import HeadNotFoundError, load_head, resolve_head
 from ..config_file import read_yaml
-from ..engine.factory import LakeSession, open_session
+from ..engine.factory import open_session
+from ..engine.session import LakeSession
 from ..report.params import PAGE
 from ..sample import generate_sample
 from ..subsets.params import default_config_path

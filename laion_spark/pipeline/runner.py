@@ -15,15 +15,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config_file import PipelineConfigError
-from ..engine.factory import LakeSession
 from ..lake.layout import is_local
 from ..stage import FROM_LAKE, Stage
 from .config import PipelineConfig
 from .params import PIPELINE_STAGES, STAGE_ORDER
 from .stages import StageContext
 from .state import StageRecords, fingerprint
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 
 @dataclass

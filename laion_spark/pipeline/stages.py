@@ -15,11 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..aesthetic.params import TAGS_TABLE, head_name
 from ..config_file import PipelineConfigError
-from ..engine.factory import LakeSession
 from ..lake.layout import lake_table
 from ..paths import PathError
 from ..stage import FROM_COLLECTION, FROM_CONFIG, FROM_HEAD, FROM_LAKE, Param, ParamError, Stage, params
@@ -27,6 +26,9 @@ from ..subsets.params import SUBSET_KEYS, SubsetsConfig
 from .config import PipelineConfig
 from .params import PIPELINE_STAGES
 from .spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 #: The placeholder of a KV file's ``where`` that stands for the head's name.
 HEAD_PLACEHOLDER = "{head}"

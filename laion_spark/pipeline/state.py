@@ -17,14 +17,17 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 from pyspark.sql import functions as F
 
-from ..engine.factory import LakeSession
 from ..lake.layout import STAGES_TABLE, is_local, lake_table
 from ..lake.tables import delta_version, read_table, table_exists, write_table
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 #: Columns of ``pipeline_stages``: one row per completed stage run.
 STAGES_SCHEMA = pa.schema(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..engine.factory import LakeSession
 from ..errors import InputError
 from ..lake.layout import is_local
 from ..lake.runs import RunSummary, record_run
@@ -15,6 +15,9 @@ from .data import JOINED_STAGE, SAFETY_STAGE, ReportData, gather_report_data
 from .html import render_report
 from .map import MAP_PAGE, read_map_data, umap_renders, write_map_page
 from .params import PAGE, Report
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 
 def _slug(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.sql import Window
@@ -11,11 +12,13 @@ from pyspark.sql import functions as F
 
 from ..aesthetic.buckets import BUCKETS
 from ..aesthetic.distribution import bucket_order, read_score_distribution, score_distribution
-from ..engine.factory import LakeSession
 from ..lake.layout import lake_table
 from ..lake.tables import read_table, table_exists
 from ..subsets.build import subset_counts
 from ..subsets.params import SubsetsConfig
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 #: The stages of the subset funnel before the subsets themselves.
 JOINED_STAGE, SAFETY_STAGE = "joined", "passed safety"

@@ -22,11 +22,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..engine.factory import LakeSession
 from ..lake.finite import finite_or_nan
 from ..lake.layout import lake_table
 from ..lake.tables import read_table, table_exists
@@ -34,6 +34,9 @@ from ..umap.params import UMAP_TABLE, coordinate_columns
 from ..umap.render import BACKGROUND, palette
 from ..umap.sample import first_by_rank
 from .assets import asset
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 #: Most points a map page carries (picked by a seeded hash when the table holds more).
 MAP_POINTS = 100_000

@@ -31,13 +31,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ..engine.factory import LakeSession
 from ..errors import InputError
 from ..ingest.params import JOINED_TABLE
 from ..lake.columns import require_columns
@@ -46,6 +46,9 @@ from ..lake.layout import is_local, lake_table, table_path
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import delta_version, read_table, table_exists, write_table
 from .params import PUBLISHED_COLUMNS, BuildSubsets, SafetyConfig, SubsetsConfig, SubsetSpec
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 JOB = "subsets"
 #: LAION's subset column order (``improved_aesthetics_*``), then ``collection``.

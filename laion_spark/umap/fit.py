@@ -10,15 +10,18 @@ nothing large in the plan, so this runs over Spark Connect at any fit size).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql.types import FloatType, StructField, StructType
 
-from ..engine.factory import LakeSession
 from .backends import Backend, FittedLayout, UmapParams
 from .params import COORDINATE_CHUNK_ROWS, coordinate_columns
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 
 def fit_layouts(features: np.ndarray, params: Sequence[UmapParams], backend: Backend) -> list[FittedLayout]:

@@ -25,11 +25,11 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ..engine.factory import LakeSession
 from ..errors import InvariantError
 from ..lake.columns import require_columns
 from ..lake.finite import non_finite
@@ -47,6 +47,9 @@ from .projection import gaussian_projection, project_frame, rows_matrix
 from .render import render_layouts
 from .sample import first_by_rank
 from .tables import check_columns_unchanged
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 JOB = "umap"
 _log = logging.getLogger("laion_spark.umap")

@@ -16,11 +16,11 @@ one a full sort would give.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ..engine.factory import LakeSession
 from ..errors import InvariantError
 from ..lake.columns import require_columns
 from ..lake.layout import lake_table
@@ -29,6 +29,9 @@ from ..lake.tables import read_table, write_table
 from ..subsets.params import PUBLISHED_KINDS, subset_table
 from .params import SAMPLE_TABLE, SampleForUmap
 from .tables import check_columns_unchanged
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 JOB = "sample-for-umap"
 _log = logging.getLogger("laion_spark.umap")

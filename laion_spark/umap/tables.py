@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..engine.factory import LakeSession
 from ..lake.tables import read_table, table_exists
 from .errors import UmapError
+
+if TYPE_CHECKING:
+    from ..engine.session import LakeSession
 
 
 def check_columns_unchanged(lake: LakeSession, path: str | Path, columns: Sequence[str]) -> None:

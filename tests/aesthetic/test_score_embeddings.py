@@ -35,7 +35,7 @@ from laion_spark.aesthetic.scoring import (
 )
 from laion_spark.aesthetic.shards import ShardLayoutError
 from laion_spark.cli.app import app
-from laion_spark.engine.factory import LakeSession
+from laion_spark.engine.session import LakeSession
 
 DIM = 768
 COLLECTION = "laion2B-en"

@@ -39,7 +39,7 @@ from laion_spark.cli import app
 from laion_spark.clip import score_images
 from laion_spark.clip.job import ShardsError
 from laion_spark.clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE, ScoreImages
-from laion_spark.engine.factory import LakeSession
+from laion_spark.engine.session import LakeSession
 from laion_spark.lake.tables import write_table
 
 TABLES = (IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE)

@@ -29,7 +29,7 @@ from laion_spark.clip import load_model, score_images
 from laion_spark.clip.images import ImageJob, TarTask, score_tar
 from laion_spark.clip.model import ModelSpec
 from laion_spark.clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_TARS_TABLE, ScoreImages
-from laion_spark.engine.factory import LakeSession
+from laion_spark.engine.session import LakeSession
 from laion_spark.errors import InputError, InvariantError
 from laion_spark.sample.photos import encode
 from laion_spark.sample.webdataset import render_image

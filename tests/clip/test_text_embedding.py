@@ -19,7 +19,7 @@ from laion_spark.clip import embed_text, embed_text_frame, encode_captions, load
 from laion_spark.clip.model import ModelSpec, _build
 from laion_spark.clip.params import EmbedText
 from laion_spark.clip.text import _embed_windows
-from laion_spark.engine.factory import LakeSession
+from laion_spark.engine.session import LakeSession
 from laion_spark.errors import InputError
 from laion_spark.lake.tables import TableNotFoundError, write_table
 

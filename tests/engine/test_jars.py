@@ -8,13 +8,13 @@ from importlib.metadata import version
 import pytest
 from conftest import REPO
 
-from laion_spark.engine import DELTA_MAVEN_COORDINATE, EngineError
+from laion_spark.engine import EngineError, delta_coordinate
 from laion_spark.engine.jars import delta_jars, pinned
 
 
 def test_delta_coordinates_match_the_installed_delta_spark_and_spark_line() -> None:
     jars = pinned()
-    assert jars["delta.spark"] == DELTA_MAVEN_COORDINATE
+    assert jars["delta.spark"] == delta_coordinate()
     assert jars["delta.spark"] == f"io.delta:delta-spark_2.13:{version('delta-spark')}"
     assert jars["delta.storage"] == f"io.delta:delta-storage:{version('delta-spark')}"
     assert version("delta-spark").split(".")[:2] == version("pyspark").split(".")[:2]  # Delta 4.0 <-> Spark 4.0

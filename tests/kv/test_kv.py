@@ -23,7 +23,7 @@ from static_ondisk_kv import OnDiskKV, parquet_to_file
 from typer.testing import CliRunner
 
 from laion_spark.cli.app import app
-from laion_spark.engine.factory import LakeSession
+from laion_spark.engine.session import LakeSession
 from laion_spark.kv.build import KVBuildError, _range_bounds, _range_writer, build_kv
 from laion_spark.kv.params import BuildKV
 from laion_spark.kv.reader import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype

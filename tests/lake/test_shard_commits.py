@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
 
-from laion_spark.engine.factory import LakeSession
+from laion_spark.engine.session import LakeSession
 from laion_spark.lake.shard_commits import (
     CountLedger,
     RecordLedger,

@@ -28,7 +28,7 @@ from installs import clean_env, deps_venv
 from pipeline.test_engines import assert_same_tables
 from pipeline_runs import rooted
 
-from laion_spark.engine import DELTA_MAVEN_COORDINATE
+from laion_spark.engine import delta_coordinate
 
 pytestmark = [pytest.mark.classic, pytest.mark.slow, pytest.mark.dist]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
@@ -39,7 +39,7 @@ def submit_command(cluster, zipped: Path, python: Path, events: Path, ui_port: i
     return [
         str(SPARK_SUBMIT),
         "--master", cluster.url,
-        "--packages", DELTA_MAVEN_COORDINATE,
+        "--packages", delta_coordinate(),
         "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
         "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "--driver-memory", "2g",

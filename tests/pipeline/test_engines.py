@@ -30,12 +30,12 @@ from installs import clean_env, deps_venv
 from lake_checks import lake_digests
 from pipeline_runs import rooted
 
-from laion_spark.engine import DELTA_MAVEN_COORDINATE
+from laion_spark.engine import delta_coordinate
 
 SPARK_HOME = Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
 #: spark-submit's arguments for Delta on classic Spark: the pinned package and delta-spark's session settings.
 DELTA_SUBMIT = [
-    "--packages", DELTA_MAVEN_COORDINATE,
+    "--packages", delta_coordinate(),
     "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
     "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
 ]  # fmt: skip
