@@ -7,9 +7,9 @@ repeats and :func:`table` prints both framings with their ratios.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,19 +24,37 @@ class Run:
     peak_mib: float = 0.0
 
 
+#: Starts the command from a small process and writes its peak resident memory (KiB) to the file ``argv[1]``: a
+#: child forked from the benchmark itself would count the benchmark's own memory (``ru_maxrss`` keeps the
+#: high-water mark from before ``exec``).
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_fresh(argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
     """Run ``argv`` in a new process; raises ``RuntimeError`` with its output's end when it fails."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(a) for a in argv], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    output = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, argv))} exited {proc.returncode}:\n{output[-3000:]}")
-    return Run(seconds, usage.ru_maxrss / 1024)
+    with tempfile.TemporaryDirectory() as scratch:
+        peak = Path(scratch) / "peak"
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(peak), *map(str, argv)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, argv))} exited {proc.returncode}:\n{proc.stdout[-3000:]}")
+        return Run(seconds, int(peak.read_text()) / 1024)
 
 
 def laion_spark(*args: object) -> list[str]:
