@@ -24,6 +24,8 @@ instead of each building a copy.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import threading
 from collections import Counter
@@ -57,7 +59,9 @@ def register_tiny() -> None:
         return
     config = resources.files(__package__).joinpath(f"{TINY_MODEL}.json")
     if not isinstance(config, Path):  # inside a --py-files zip: open_clip reads configs from real files
-        copy = Path(tempfile.mkdtemp(prefix="laion-spark-clip-")) / f"{TINY_MODEL}.json"
+        scratch = tempfile.mkdtemp(prefix="laion-spark-clip-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        copy = Path(scratch) / f"{TINY_MODEL}.json"
         copy.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
         config = copy
     open_clip.add_model_config(config)
