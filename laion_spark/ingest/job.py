@@ -74,8 +74,7 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     combined = combine_tags(tag_frames) if tag_frames else None
     if combined is not None:
         replaced = [spec.column for spec, _ in tag_frames]
-        values = combined.where(F.col("hash").isNotNull()).select("hash", *replaced)
-        joined = joined.drop(*replaced).join(values, on="hash", how="left")
+        joined = joined.drop(*replaced).join(combined, on="hash", how="left")
     present = set(joined.columns)
     out = joined.select(
         *[
@@ -93,8 +92,8 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     summary.metrics.update(_written_counts(lake, plan))
     if plan.verify_hash:
         summary.metrics["hash_mismatches"] = count_hash_mismatches(lake, plan.metadata)
-    if combined is not None:
-        summary.metrics.update(tag_counts(combined, [spec for spec, _ in tag_frames]))
+    if tag_frames:
+        summary.metrics.update(tag_counts(tag_frames))
     record_run(lake, plan.lake_dir, summary)
     if summary.metrics["rows_out"] != summary.metrics["rows_in"]:
         raise JoinInvariantError(

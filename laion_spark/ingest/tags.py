@@ -108,8 +108,8 @@ def _is_partitioned(folder: Path) -> bool:
 
 
 def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
-    """One row per hash: the max finite value of each tag (null when it has none), ``rows_<tag>`` = how many rows
-    each table had for that hash and ``non_finite_<tag>`` = how many of them held NaN or an infinity.
+    """One row per hash (rows with a null hash match nothing: left out): the max finite value of each tag, null
+    when it has none.
 
     All tag tables are deduplicated in one aggregation, so the metadata is
     joined (shuffled) once, whatever the number of tag tables.
@@ -117,36 +117,31 @@ def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
     specs = [spec for spec, _ in frames]
     parts = [
         df.select(
-            "hash",
-            *[(F.col(s.column) if s is spec else F.lit(None).cast("float")).alias(s.column) for s in specs],
-            *[F.lit(1 if s is spec else 0).cast("int").alias(f"rows_{s.name}") for s in specs],
+            "hash", *[(F.col(s.column) if s is spec else F.lit(None).cast("float")).alias(s.column) for s in specs]
         )
         for spec, df in frames
     ]
     rows = reduce(DataFrame.unionByName, parts)
-    return rows.groupBy("hash").agg(
-        *[F.max(finite_or_null(F.col(s.column))).alias(s.column) for s in specs],
-        *[F.sum(f"rows_{s.name}").alias(f"rows_{s.name}") for s in specs],
-        *[F.count(F.when(non_finite(F.col(s.column)), 1)).alias(f"non_finite_{s.name}") for s in specs],
-    )
+    return rows.groupBy("hash").agg(*[F.max(finite_or_null(F.col(s.column))).alias(s.column) for s in specs])
 
 
-def tag_counts(combined: DataFrame, specs: Sequence[TagSpec]) -> dict[str, int]:
-    """Per tag: rows read, rows dropped for a null hash, duplicate rows dropped (rows = kept + both drops), and
-    values dropped for being NaN or infinite (of rows with a hash)."""
-    aggregates = []
-    for spec in specs:
-        rows = F.col(f"rows_{spec.name}")
-        aggregates += [
-            F.sum(rows),
-            F.sum(F.when(F.col("hash").isNull(), rows).otherwise(0)),
-            F.count(F.when(F.col("hash").isNotNull() & (rows > 0), 1)),
-            F.sum(F.when(F.col("hash").isNotNull(), F.col(f"non_finite_{spec.name}")).otherwise(0)),
-        ]
-    values = [int(v or 0) for v in combined.agg(*aggregates).collect()[0]]
+def tag_counts(frames: Sequence[tuple[TagSpec, DataFrame]]) -> dict[str, int]:
+    """Per tag table: rows read, rows dropped for a null hash, duplicate rows dropped (rows = distinct hashes kept
+    + both drops), and values dropped for being NaN or infinite (of rows with a hash).
+
+    One aggregate per table (a distinct count of its hashes): counting from the combined aggregation instead
+    would run that wider shuffle a second time.
+    """
     counts: dict[str, int] = {}
-    for i, spec in enumerate(specs):
-        rows, null_hash, kept, non_finite_values = values[4 * i : 4 * i + 4]
+    for spec, df in frames:
+        has_hash = F.col("hash").isNotNull()
+        row = df.agg(
+            F.count(F.lit(1)),
+            F.count(F.when(~has_hash, 1)),
+            F.count_distinct("hash"),
+            F.count(F.when(has_hash & non_finite(F.col(spec.column)), 1)),
+        ).collect()[0]
+        rows, null_hash, kept, non_finite_values = (int(v or 0) for v in row)
         counts[f"{spec.name}_tag_rows"] = rows
         counts[f"{spec.name}_null_hash_dropped"] = null_hash
         counts[f"{spec.name}_duplicates_dropped"] = rows - null_hash - kept
