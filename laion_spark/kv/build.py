@@ -17,7 +17,7 @@ the ranges are computed here.)
    one Spark job, without a count;
 2. otherwise count the rows, choose ``K = ceil(rows with a key /
    max_rows_per_range)`` range boundaries (quantiles of a seeded sample of
-   keys), number each row's range (``np.searchsorted``, in ``mapInArrow``)
+   keys), number each row's range in the engine (a binary search of nested ``CASE WHEN``s)
    and ``repartition(K, range)``: hash partitioning may put several ranges in
    one task (and none in another), so a task holds the rows of the ranges it
    was given, about ``max_rows_per_range`` each;
@@ -77,7 +77,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -379,18 +379,22 @@ def _range_bounds(rows: DataFrame, keyed: int, max_rows_per_range: int) -> np.nd
 
 
 def _partition_ranges(rows: DataFrame, bounds: np.ndarray) -> DataFrame:
-    """``rows`` numbered by key range (``kv_range``) and partitioned by it (no bounds: one partition)."""
+    """``rows`` numbered by key range (``kv_range``) and partitioned by it (no bounds: one partition).
+
+    The number is computed by the engine (a binary search written as nested ``CASE WHEN``s over the bounds:
+    depth ``log2`` of the ranges), so the rows pass through Python once, in the range writer.
+    """
     if not bounds.shape[0]:
         return rows.coalesce(1)
+    key = F.coalesce(F.col("key"), F.lit(_INT64_MIN))  # a null key goes to the first range, whose task counts it
 
-    def number(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:  # a null key goes to the first range, whose task counts it
-            keys = pc.fill_null(batch.column(0), pa.scalar(_INT64_MIN, pa.int64())).to_numpy()
-            at = np.searchsorted(bounds, keys, side="right")
-            yield batch.append_column(_RANGE, pa.array(at.astype(np.int32)))
+    def number(lo: int, hi: int) -> Column:  # ranges lo..hi: how many bounds are <= key
+        if lo == hi:
+            return F.lit(lo)
+        mid = (lo + hi) // 2
+        return F.when(key < F.lit(int(bounds[mid])), number(lo, mid)).otherwise(number(mid + 1, hi))
 
-    numbered = T.StructType([*rows.schema.fields, T.StructField(_RANGE, T.IntegerType(), False)])
-    return rows.mapInArrow(number, numbered).repartition(bounds.shape[0] + 1, _RANGE)
+    return rows.withColumn(_RANGE, number(0, bounds.shape[0]).cast("int")).repartition(bounds.shape[0] + 1, _RANGE)
 
 
 def _range_writer(

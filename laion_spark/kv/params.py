@@ -43,7 +43,9 @@ class BuildKV(Stage):
         choices=ON_DUPLICATE,
     )
     max_rows_per_range: int = param(
-        5_000_000, help="Rows per key range, sorted in one task: bounds task memory.", minimum=1
+        2_000_000,
+        help="Rows per key range, sorted in one task: bounds task memory, and spreads the sort over the cores.",
+        minimum=1,
     )
     where: str | None = param(None, help="SQL filter applied first.")
     staging: str | None = param(
