@@ -165,8 +165,34 @@ def join_args(folder: Path, lake_dir: Path) -> list[object]:
     return ["--metadata", folder / "metadata", "--collection", COLLECTION, "--lake", lake_dir, *sum(tags, [])]
 
 
-def bench_size(rows: int, repeat: int, seed: int, out: Path) -> str:
-    """Both framings at one size; the two tables as text."""
+def agreement(peer_out: Path, lake_dir: Path, rows: int) -> list[str]:
+    """What differs between DuckDB's output and the lake's ``joined`` (read with ``deltalake``): the row count, and
+    per tag the rows that have it and the sum of its values."""
+    from deltalake import DeltaTable
+
+    from laion_spark.ingest.params import JOINED_TABLE
+    from laion_spark.lake.layout import lake_table
+
+    tags = ["aesthetic", "pwatermark", "punsafe"]
+    sides = {"duckdb": pq.read_table(peer_out, columns=tags)}
+    sides["join-tags"] = DeltaTable(lake_table(lake_dir, JOINED_TABLE)).to_pyarrow_table(columns=tags)
+    problems = [
+        f"{name} wrote {side.num_rows:,} rows, not {rows:,}" for name, side in sides.items() if side.num_rows != rows
+    ]
+    for tag in tags:
+        peer, ours = (
+            (side[tag].length() - side[tag].null_count, pc.sum(side[tag].cast(pa.float64())).as_py())
+            for side in sides.values()
+        )
+        if peer[0] != ours[0] or abs(peer[1] - ours[1]) > 1e-6 * max(abs(peer[1]), 1.0):
+            problems.append(
+                f"{tag}: duckdb has {peer[0]:,} values summing to {peer[1]}, join-tags {ours[0]:,} / {ours[1]}"
+            )
+    return problems
+
+
+def bench_size(rows: int, repeat: int, seed: int, out: Path) -> tuple[list[str], str]:
+    """Both framings at one size: what disagrees between the two outputs, and the two tables as text."""
     folder = out / f"joined-rows-{rows}-seed-{seed}"
     if not (folder / "safety.parquet").exists():
         shutil.rmtree(folder, ignore_errors=True)
@@ -193,10 +219,11 @@ def bench_size(rows: int, repeat: int, seed: int, out: Path) -> str:
         shutil.rmtree(lake_dir, ignore_errors=True)
         inproc["join_tags on sail, in-process"].append(timed(lambda: summaries.append(join_tags(lake, stage))))
     lake.stop()
-    written = pq.read_metadata(peer_out).num_rows
-    assert written == summaries[-1].metrics["rows_out"] == rows, (written, summaries[-1].metrics)
+    problems = agreement(peer_out, lake_dir, rows)
+    if summaries[-1].metrics["rows_out"] != rows:
+        problems.append(f"join_tags' run summary: rows_out {summaries[-1].metrics['rows_out']:,}, not {rows:,}")
     unit = ("rows", rows)
-    return "\n\n".join(
+    return problems, "\n\n".join(
         [
             table(
                 f"{rows:,} rows, as a user runs it (fresh processes)",
@@ -226,10 +253,17 @@ def main(argv: list[str] | None = None) -> None:
         duckdb_join(*args.peer)
         return
     laion_hash(pa.array(["warm"]), pa.array(["up"]))  # the generator's hash compiles once
+    problems = []
     for rows in (int(r) for r in args.rows.split(",")):
-        print(bench_size(rows, args.repeat, args.seed, args.out), flush=True)
+        found, tables = bench_size(rows, args.repeat, args.seed, args.out)
+        print(tables, flush=True)
         print()
+        problems += found
+    for problem in problems:
+        print(f"CHECK FAILED: {problem}")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()}; goal: join-tags at or below 1.0x DuckDB at 8M")
+    if problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+"""The side-by-side benchmarks run end to end at a small size, and their own checks hold: the peer's output and
+ours agree (the KV files byte for byte, the joined rows, the scores). No timing is asserted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAD = ROOT.parent / "shared" / "reference" / "laion-aesthetic-predictor" / "sa_0_4_vit_l_14_linear.pth"
+
+CASES = {
+    "join": (["--rows", "30000", "--repeat", "1"], "goal: join-tags"),
+    "kv": (["--rows", "30000", "--repeat", "1", "--queries", "2000"], "files byte-identical: yes"),
+    "score": (["--rows", "20000", "--shards", "2", "--repeat", "1", "--head", str(HEAD)], "goal: score-embeddings"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench", sorted(CASES))
+def test_benchmark_runs_both_framings_and_its_checks_pass(bench: str, tmp_path: Path) -> None:
+    args, last_word = CASES[bench]
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{bench}", *args, "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "as a user runs it (fresh processes)" in done.stdout
+    assert "in-process" in done.stdout
+    assert last_word in done.stdout
