@@ -110,14 +110,6 @@ def _read(path: str) -> bytes:
         return stream.read()
 
 
-def _read(path: str) -> bytes:
-    if is_local(path):
-        return Path(path).read_bytes()
-    fs, where = _fs(path)
-    with fs.open_input_stream(where) as stream:
-        return stream.read()
-
-
 def _write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     staging = f"{path}.{uuid.uuid4().hex}.tmp"
     with fs.open_output_stream(staging) as out:
