@@ -22,9 +22,9 @@ the ranges are computed here.)
    one task (and none in another), so a task holds the rows of the ranges it
    was given, about ``max_rows_per_range`` each;
 3. in each task (``mapInArrow``): count and leave out the rows with a null
-   key, order the others (:mod:`laion_spark.kv.radix`: nothing to do when the
+   key, order the others (:mod:`laion_spark.kv.order`: nothing to do when the
    keys arrive in order, runs reordered when the batches hold disjoint ordered
-   runs, else a compiled radix sort; duplicates then by the values in the
+   runs, else numpy's sort; duplicates then by the values in the
    duplicate rule's order), keep the first row of each key, encode the records
    and write each range to ``<staging>/range-NNNNNN.kv``; yield one summary
    row per range (rows, null keys, written, duplicates dropped, first and last
@@ -87,8 +87,8 @@ from ..lake.layout import is_local, table_path
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import TableError, TableNotFoundError, WriteConflictError, check_data_files, is_delta, read_table
 from ..paths import engine_path
+from .order import key_order
 from .params import BuildKV
-from .radix import key_order
 from .reader import record_dtype
 from .records import ValueOverflowError, write_records
 

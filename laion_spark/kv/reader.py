@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..lake.hashing import laion_hash
-from .radix import key_order
+from .order import key_order
 
 KEY_FORMAT = "q"
 #: struct value codes a KV may hold, and their numpy (little-endian) types.
@@ -162,7 +162,7 @@ class KV:
 
         Returns ``values`` of shape ``(len(keys), number of values)`` (float32, or
         float64 for a ``d`` value) with NaN where a key is absent, and ``found``,
-        a boolean mask. The queries are radix sorted, then binary-searched in
+        a boolean mask. The queries are sorted, then binary-searched in
         one compiled pass over the memory-mapped key column.
         """
         query = np.asarray(keys, dtype=np.int64).ravel()
