@@ -74,7 +74,8 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     combined = combine_tags(tag_frames) if tag_frames else None
     if combined is not None:
         replaced = [spec.column for spec, _ in tag_frames]
-        joined = joined.drop(*replaced).join(combined, on="hash", how="left")
+        values = combined.where(F.col("hash").isNotNull()).select("hash", *replaced)
+        joined = joined.drop(*replaced).join(values, on="hash", how="left")
     present = set(joined.columns)
     out = joined.select(
         *[
