@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, DataFrameWriter
 from ..errors import InputError, LaionSparkError, first_line
 from ..paths import engine_path
 from .layout import is_local, table_path
-from .protocol import check_writable, feature_error
+from .protocol import check_writable, feature_error, live_files
 
 if TYPE_CHECKING:
     from ..engine.session import LakeSession
@@ -99,9 +99,11 @@ def _not_a_table_hint(folder: Path, lake: LakeSession) -> str:
 def check_data_files(folder: Path) -> None:
     """Read the footer of every data file of a local table; :class:`TableError` names the first bad one.
 
-    Data files are the table's ``*.parquet`` files outside ``_delta_log``; the
-    newest Delta commit must be valid JSON as well. Footers only: this costs a
-    few milliseconds per file, and no data page is read.
+    Data files are the table's ``*.parquet`` files outside ``_delta_log``; for a
+    Delta table only those of its latest version (:func:`live_files`: a file a
+    concurrent writer has not committed yet, or one a dead writer left, is no
+    part of it), and the newest commit must be valid JSON as well. Footers only:
+    this costs a few milliseconds per file, and no data page is read.
     """
     log = folder / "_delta_log"
     commits = sorted(log.glob("*.json")) if log.is_dir() else []
@@ -112,8 +114,10 @@ def check_data_files(folder: Path) -> None:
                     json.loads(line)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise TableError(f"{folder}: Delta commit {commits[-1].name} is not readable ({err})") from None
+    live = live_files(folder) if commits else None
     for file in sorted(folder.rglob("*.parquet")):
-        if "_delta_log" in file.relative_to(folder).parts:
+        relative = file.relative_to(folder)
+        if "_delta_log" in relative.parts or (live is not None and relative.as_posix() not in live):
             continue
         try:
             pq.read_metadata(file).schema.to_arrow_schema()
