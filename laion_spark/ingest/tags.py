@@ -115,7 +115,7 @@ def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
     joined (shuffled) once, whatever the number of tag tables. The join reads
     the values only, but the per-hash counts stay in the aggregation: measured on
     Sail 0.7.2 with 8M rows, the join planned over the values alone takes
-    ~1.5-2 s longer and 1.5 GB more memory (``bench/join.py``).
+    2-3 s longer with 1.5 GB more memory (``bench/join.py``).
     """
     specs = [spec for spec, _ in frames]
     parts = [
