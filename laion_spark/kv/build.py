@@ -18,9 +18,11 @@ the ranges are computed here.)
 2. otherwise count the rows, choose ``K = ceil(rows with a key /
    max_rows_per_range)`` range boundaries (quantiles of a seeded sample of
    keys), number each row's range in the engine (a binary search of nested ``CASE WHEN``s)
-   and ``repartition(K, range)``: hash partitioning may put several ranges in
-   one task (and none in another), so a task holds the rows of the ranges it
-   was given, about ``max_rows_per_range`` each;
+   and ``repartition(K, ...)`` on a key per range chosen so that the engine's
+   hash partitioning gives each range a task of its own (a probe of the
+   engine's partitioning, :func:`_spread_keys`); where the probe finds none, a
+   task holds the rows of the ranges it was given, about
+   ``max_rows_per_range`` each;
 3. in each task (``mapInArrow``): count and leave out the rows with a null
    key, order the others (:mod:`laion_spark.kv.order`: nothing to do when the
    keys arrive in order, runs reordered when the batches hold disjoint ordered
@@ -77,7 +79,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -97,6 +99,9 @@ if TYPE_CHECKING:
 
 #: Sampled keys per range when choosing the range boundaries.
 SAMPLE_KEYS_PER_RANGE = 256
+#: Candidate partition keys probed per range, at most :data:`_MAX_PROBES` in all (:func:`_spread_keys`).
+_PROBES_PER_RANGE = 64
+_MAX_PROBES = 1 << 20
 _SAMPLE_SEED = 20_240_917
 _SAMPLE_BUCKETS = 1 << 30
 _RANGE = "kv_range"
@@ -251,13 +256,14 @@ def write_kv(lake: LakeSession, source: str | Path | DataFrame, stage: BuildKV) 
         encoding = (str(staging_dir), value_format, value_columns, key_column, on_duplicate)
         # One pass when the rows fit in one range; a task that gets more stops reading at once.
         counted, ranges = None, 1
-        fragments = _write_fragments(rows.coalesce(1), _range_writer(*encoding, limit=max_rows_per_range))
+        fragments = _write_fragments(rows.coalesce(1), _range_writer(*encoding, limit=max_rows_per_range, ranges=1))
         if any(f["too_large"] for f in fragments):
             counts = rows.agg(F.count(F.lit(1)).alias("rows"), F.count("key").alias("keys")).collect()[0]
             counted = int(counts["rows"])
             bounds = _range_bounds(rows.where(F.col("key").isNotNull()), int(counts["keys"]), max_rows_per_range)
             ranges = bounds.shape[0] + 1
-            fragments = _write_fragments(_partition_ranges(rows, bounds), _range_writer(*encoding, limit=None))
+            writer = _range_writer(*encoding, limit=None, ranges=ranges)
+            fragments = _write_fragments(_partition_ranges(rows, bounds), writer)
         rows_in, written, dropped, null_keys = _check_fragments(fragments, name, key_column, on_duplicate, counted)
         non_finite_rows = sum(f["non_finite"] for f in fragments)
         _concatenate(partial, _fragment_files(staging_dir, fragments, dtype.itemsize))
@@ -379,22 +385,47 @@ def _range_bounds(rows: DataFrame, keyed: int, max_rows_per_range: int) -> np.nd
 
 
 def _partition_ranges(rows: DataFrame, bounds: np.ndarray) -> DataFrame:
-    """``rows`` numbered by key range (``kv_range``) and partitioned by it (no bounds: one partition).
+    """``rows`` with their key range's partition key (``kv_range``; the range is that key modulo the number of
+    ranges) and partitioned by it, a task per range where the engine allows (no bounds: one partition).
 
-    The number is computed by the engine (a binary search written as nested ``CASE WHEN``s over the bounds:
+    The key is computed by the engine (a binary search written as nested ``CASE WHEN``s over the bounds:
     depth ``log2`` of the ranges), so the rows pass through Python once, in the range writer.
     """
     if not bounds.shape[0]:
         return rows.coalesce(1)
+    ranges = bounds.shape[0] + 1
+    spread = _spread_keys(rows.sparkSession, ranges)
     key = F.coalesce(F.col("key"), F.lit(_INT64_MIN))  # a null key goes to the first range, whose task counts it
 
     def number(lo: int, hi: int) -> Column:  # ranges lo..hi: how many bounds are <= key
         if lo == hi:
-            return F.lit(lo)
+            return F.lit(spread[lo])
         mid = (lo + hi) // 2
         return F.when(key < F.lit(int(bounds[mid])), number(lo, mid)).otherwise(number(mid + 1, hi))
 
-    return rows.withColumn(_RANGE, number(0, bounds.shape[0]).cast("int")).repartition(bounds.shape[0] + 1, _RANGE)
+    return rows.withColumn(_RANGE, number(0, ranges - 1).cast("int")).repartition(ranges, _RANGE)
+
+
+def _spread_keys(spark: SparkSession, ranges: int) -> list[int]:
+    """Per range ``i``, a partition key ``i + ranges * j`` that ``repartition(ranges, key)`` sends to a task no
+    other range goes to, where one of the probed keys does (else ``i``).
+
+    Hash partitioning of the range numbers themselves puts several ranges in one task and none in others
+    (10 ranges of 2M rows on Sail: tasks of 0 to 6M rows), and a task's sort of 4M keys takes 4 times as
+    long as one of 2M. The engine's partitioning is probed in one small query: each candidate key's
+    ``spark_partition_id`` after the same ``repartition``.
+    """
+    probes = max(1, min(_PROBES_PER_RANGE, _MAX_PROBES // ranges))
+    candidates = spark.range(ranges * probes).select(F.col("id").cast("int").alias(_RANGE))
+    found = candidates.repartition(ranges, _RANGE).select(_RANGE, F.spark_partition_id().alias("task")).toArrow()
+    task_of = dict(zip(found.column(_RANGE).to_pylist(), found.column("task").to_pylist(), strict=True))
+    taken: set[int] = set()
+    keys = []
+    for number in range(ranges):
+        key = next((k for k in range(number, ranges * probes, ranges) if task_of[k] not in taken), number)
+        taken.add(task_of[key])
+        keys.append(key)
+    return keys
 
 
 def _range_writer(
@@ -405,8 +436,10 @@ def _range_writer(
     on_duplicate: str,
     *,
     limit: int | None,
+    ranges: int,
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The ``mapInArrow`` task that writes the fragment of each of its ranges and yields their summaries.
+    """The ``mapInArrow`` task that writes the fragment of each of its ranges (of ``ranges``) and yields their
+    summaries.
 
     Rows with a null key are counted (with the first range) and left out. A
     task that gets more than ``limit`` rows with a key stops reading and
@@ -433,7 +466,7 @@ def _range_writer(
         keys = table.column("key").to_numpy()
         values = [_values(table.column(f"v{i}")) for i in range(len(value_columns))]
         non_finite = _non_finite_rows(table, len(value_columns))
-        numbers = table.column(_RANGE).to_numpy() if _RANGE in table.column_names else np.zeros(1, np.int32)
+        numbers = table.column(_RANGE).to_numpy() % ranges if _RANGE in table.column_names else np.zeros(1, np.int32)
         batch_starts = np.cumsum([0, *(batch.num_rows for batch in kept[:-1])])
         order, keys, unique = _row_order(keys, values, on_duplicate, batch_starts)
         if order is not None:

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from laion_spark.cli.app import app
 from laion_spark.engine.session import LakeSession
-from laion_spark.kv.build import KVBuildError, _range_bounds, _range_writer, build_kv
+from laion_spark.kv.build import KVBuildError, _range_bounds, _range_writer, _spread_keys, build_kv
 from laion_spark.kv.params import BuildKV
 from laion_spark.kv.reader import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
 from laion_spark.lake.tables import WriteConflictError, read_table, write_table
@@ -158,12 +158,12 @@ def test_multi_range_build_gives_the_same_bytes_as_one_range(
 
 
 def test_a_task_given_several_key_ranges_writes_one_sorted_fragment_per_range(tmp_path: Path) -> None:
-    write = _range_writer(str(tmp_path), "e", ["aesthetic"], "hash", "first", limit=None)
+    write = _range_writer(str(tmp_path), "e", ["aesthetic"], "hash", "first", limit=None, ranges=3)
     rows = pa.record_batch(
         {
             "key": pa.array([30, 10, 31, 10, 12], pa.int64()),
             "v0": pa.array([1.0, 3.0, 2.0, 1.0, None], pa.float32()),
-            "kv_range": pa.array([2, 0, 2, 0, 0], pa.int32()),
+            "kv_range": pa.array([5, 0, 5, 3, 0], pa.int32()),  # partition keys: the range is the key modulo 3
         }
     )
     summaries = [row for out in write(iter([rows.slice(0, 2), rows.slice(2)])) for row in out.to_pylist()]
@@ -173,6 +173,15 @@ def test_a_task_given_several_key_ranges_writes_one_sorted_fragment_per_range(tm
     first = KV(tmp_path / "range-000000.kv")
     assert first[10] == (1.0,) and np.isnan(first[12][0])
     assert KV(tmp_path / "range-000002.kv").keys.tolist() == [30, 31]
+
+
+@pytest.mark.parametrize("ranges", [2, 10, 37])
+def test_each_key_range_gets_a_task_of_its_own(sail: LakeSession, ranges: int) -> None:
+    keys = _spread_keys(sail.spark, ranges)
+    assert [key % ranges for key in keys] == list(range(ranges))
+    rows = sail.spark.createDataFrame([(k,) for k in keys], "kv_range int").repartition(ranges, "kv_range")
+    tasks = rows.select(F.spark_partition_id().alias("task")).toArrow().column("task").to_pylist()
+    assert sorted(tasks) == list(range(ranges))
 
 
 def test_range_bounds_of_a_large_table_sit_near_its_quantiles_and_repeat(sail: LakeSession, tmp_path: Path) -> None:
@@ -186,7 +195,7 @@ def test_range_bounds_of_a_large_table_sit_near_its_quantiles_and_repeat(sail: L
 
 
 def test_a_task_over_the_range_limit_stops_reading_and_writes_nothing(tmp_path: Path) -> None:
-    write = _range_writer(str(tmp_path), "e", ["aesthetic"], "hash", "first", limit=3)
+    write = _range_writer(str(tmp_path), "e", ["aesthetic"], "hash", "first", limit=3, ranges=1)
     batch = pa.record_batch({"key": pa.array([3, None, 1], pa.int64()), "v0": pa.array([1.0, 2.0, 3.0], pa.float32())})
 
     def batches():
