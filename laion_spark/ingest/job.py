@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from ..errors import InvariantError
 from ..lake.collections import JOINED_SCHEMA
+from ..lake.delta_log import partition_stats
 from ..lake.layout import lake_table
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import read_table, write_table
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from ..engine.session import LakeSession
 
 JOB = JoinTags.command
+_TAG_COLUMNS = ("aesthetic", "pwatermark", "punsafe")
 _SPARK_TYPES = {"string": "string", "int32": "int", "int64": "bigint", "float": "float", "double": "double"}
 
 
@@ -116,18 +118,25 @@ def join_tags(lake: LakeSession, stage: JoinTags) -> RunSummary:
 
 
 def _written_counts(lake: LakeSession, plan: JoinPlan) -> dict[str, int]:
-    """Counts over the partition just written (so they describe what is in the lake)."""
+    """Counts over the partition just written (so they describe what is in the lake).
 
-    def rows_where(condition: F.Column) -> F.Column:
-        return F.count(F.when(condition, 1))
-
+    Rows, and rows without a hash or a tag, come from the Delta log's statistics of the partition's files
+    (:func:`~laion_spark.lake.delta_log.partition_stats`) where every file has them, as a Delta reader
+    answers ``count(*)``; the partition is read only for what they cannot say: rows with neither URL nor
+    TEXT, when some file has nulls in both columns. Without statistics (a Parquet lake, a URI) every count
+    reads the partition.
+    """
+    names = ["rows_out", "rows_null_url_and_text", "rows_null_hash", *[f"rows_without_{t}" for t in _TAG_COLUMNS]]
     written = read_table(lake, plan.joined_path).where(F.col("collection") == plan.collection)
-    row = written.agg(
-        F.count(F.lit(1)),
-        rows_where(F.col("URL").isNull() & F.col("TEXT").isNull()),
-        rows_where(F.col("hash").isNull()),
-        *[rows_where(F.col(tag).isNull()) for tag in ("aesthetic", "pwatermark", "punsafe")],
-    ).collect()[0]
-    names = ["rows_out", "rows_null_url_and_text", "rows_null_hash"]
-    names += [f"rows_without_{tag}" for tag in ("aesthetic", "pwatermark", "punsafe")]
-    return dict(zip(names, (int(v) for v in row), strict=True))
+    no_url_and_text = F.col("URL").isNull() & F.col("TEXT").isNull()
+    files = partition_stats(plan.joined_path, {"collection": plan.collection}, ["URL", "TEXT", "hash", *_TAG_COLUMNS])
+    if files is None:
+        row = written.agg(
+            F.count(F.lit(1)),
+            F.count(F.when(no_url_and_text, 1)),
+            *[F.count(F.when(F.col(column).isNull(), 1)) for column in ("hash", *_TAG_COLUMNS)],
+        ).collect()[0]
+        return dict(zip(names, (int(v) for v in row), strict=True))
+    both = written.where(no_url_and_text).count() if any(f.nulls["URL"] and f.nulls["TEXT"] for f in files) else 0
+    nulls = [sum(f.nulls[column] for f in files) for column in ("hash", *_TAG_COLUMNS)]
+    return dict(zip(names, [sum(f.rows for f in files), both, *nulls], strict=True))

@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -33,8 +32,8 @@ class TableFeatureError(InputError):
     """The table needs a Delta table feature that the running engine cannot write."""
 
 
-_COMMIT = re.compile(r"^(\d{20})\.json$")
-_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+|\.[0-9a-f-]{36})?\.(parquet|json)$")
+COMMIT = re.compile(r"^(\d{20})\.json$")
+CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+|\.[0-9a-f-]{36})?\.(parquet|json)$")
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,8 @@ def read_protocol(path: str | Path) -> Protocol | None:
     fs, where = (pafs.LocalFileSystem(), text) if is_local(text) else pafs.FileSystem.from_uri(text)
     log = f"{where.rstrip('/')}/_delta_log"
     listing = fs.get_file_info(pafs.FileSelector(log, allow_not_found=True))
-    commits = sorted(((int(m[1]), f.path) for f in listing if (m := _COMMIT.match(f.base_name))), reverse=True)
-    checkpoints = sorted(((int(m[1]), f.path) for f in listing if (m := _CHECKPOINT.match(f.base_name))), reverse=True)
+    commits = sorted(((int(m[1]), f.path) for f in listing if (m := COMMIT.match(f.base_name))), reverse=True)
+    checkpoints = sorted(((int(m[1]), f.path) for f in listing if (m := CHECKPOINT.match(f.base_name))), reverse=True)
     since = checkpoints[0][0] if checkpoints else -1
     for version, file in commits:
         if version <= since:
@@ -102,42 +101,6 @@ def read_protocol(path: str | Path) -> Protocol | None:
             if found:
                 return found
     return None
-
-
-def live_files(folder: Path) -> set[str] | None:
-    """The data files of the latest version of the local Delta table ``folder``, as paths relative to it (the
-    latest checkpoint's ``add`` actions, then each later commit's ``add`` and ``remove``); ``None`` when the log
-    cannot say here (no commit, a V2 or sidecar checkpoint, a gap in the commits).
-
-    A file under the folder that is not among them is no part of the table: a concurrent writer's file not yet
-    committed, or one left by a writer that died before its commit.
-    """
-    log = folder / "_delta_log"
-    names = [p.name for p in log.iterdir()] if log.is_dir() else []
-    commits = sorted((int(m[1]), name) for name in names if (m := _COMMIT.match(name)))
-    checkpoints = sorted((int(m[1]), name) for name in names if (m := _CHECKPOINT.match(name)))
-    since = checkpoints[-1][0] if checkpoints else -1
-    later = [(version, name) for version, name in commits if version > since]
-    if not commits or [version for version, _ in later] != list(range(since + 1, since + 1 + len(later))):
-        return None
-    live: set[str] = set()
-    for _, name in (c for c in checkpoints if c[0] == since):
-        if name.endswith(".json"):
-            return None
-        table = pq.read_table(log / name)
-        if "sidecar" in table.column_names and table.column("sidecar").null_count < table.num_rows:
-            return None
-        if "add" in table.column_names:
-            live.update(unquote(row["path"]) for row in table.column("add").to_pylist() if row)
-    for _, name in later:
-        for line in (log / name).read_text(encoding="utf-8").split("\n"):  # not splitlines(): U+2028 in stats
-            if '"add"' in line or '"remove"' in line:
-                action = json.loads(line)
-                if "add" in action:
-                    live.add(unquote(action["add"]["path"]))
-                elif "remove" in action:
-                    live.discard(unquote(action["remove"]["path"]))
-    return live
 
 
 def _checkpoint_protocol(fs: pafs.FileSystem, file: str) -> Protocol | None:

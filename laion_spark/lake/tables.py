@@ -28,8 +28,9 @@ from pyspark.sql import DataFrame, DataFrameWriter
 
 from ..errors import InputError, LaionSparkError, first_line
 from ..paths import engine_path
+from .delta_log import live_files
 from .layout import is_local, table_path
-from .protocol import check_writable, feature_error, live_files
+from .protocol import check_writable, feature_error
 
 if TYPE_CHECKING:
     from ..engine.session import LakeSession

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO
 from lake_checks import assert_same_tables
 
-from laion_spark.ingest import JoinInputError, join_tags, plan_join
+from laion_spark.ingest import JoinInputError, job, join_tags, plan_join
 from laion_spark.ingest.params import JoinTags
 from laion_spark.lake.collections import JOINED_SCHEMA, raw_schema
 from laion_spark.lake.layout import COLLECTIONS
@@ -93,6 +93,21 @@ def same_float(a: float | None, b: float | None) -> bool:
 def en(tmp_path) -> tuple[Path, pa.Table]:
     table = raw_table("laion2B-en")
     return write_parts(tmp_path / "metadata" / "laion2B-en", table), table
+
+
+def test_written_counts_from_the_delta_log_are_those_of_a_read_of_the_partition(sail, tmp_path, en, monkeypatch):
+    metadata, table = en
+    hashes = row_hashes(table)
+    tags = write_tags(tmp_path / "aesthetic.parquet", hashes[::3], "aesthetic", [5.0] * len(hashes[::3]))
+    stage = JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", aesthetic_tags=tags)
+    summary = join_tags(sail, stage)
+
+    by_log = job._written_counts(sail, plan_join(stage))
+    monkeypatch.setattr(job, "partition_stats", lambda *args: None)
+    by_reading = job._written_counts(sail, plan_join(stage))
+    assert by_log == by_reading == {name: summary.metrics[name] for name in by_log}
+    assert by_log["rows_out"] == table.num_rows and by_log["rows_null_url_and_text"] == 3
+    assert 0 < by_log["rows_without_aesthetic"] < table.num_rows == by_log["rows_without_pwatermark"]
 
 
 @pytest.mark.parametrize("collection", COLLECTIONS)

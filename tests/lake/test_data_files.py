@@ -13,7 +13,7 @@ import deltalake
 import pyarrow as pa
 import pytest
 
-from laion_spark.lake.protocol import live_files
+from laion_spark.lake.delta_log import live_files
 from laion_spark.lake.tables import TableError, check_data_files
 
 ROWS = pa.table({"hash": [1, 2, 3], "collection": ["a b", "a b", "c"]})
