@@ -25,72 +25,71 @@ import time
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from bench.fresh import Run, best, laion_spark, run_fresh, table, timed
-from laion_spark.engine.factory import open_session
-from laion_spark.ingest import join_tags
-from laion_spark.ingest.params import JoinTags
-from laion_spark.lake.collections import raw_schema
-from laion_spark.lake.hashing import laion_hash
 
+# Everything else is imported where it is used, so that the peer's process (``--peer``) loads DuckDB only.
 COLLECTION = "laion2B-en"
-WORDS = np.array(
-    [
-        "a",
-        "the",
-        "red",
-        "blue",
-        "vintage",
-        "wedding",
-        "table",
-        "cake",
-        "photo",
-        "of",
-        "dog",
-        "cat",
-        "city",
-        "night",
-        "café",
-        "über",
-        "日本",
-        "русский",
-        "🎉",
-        "sunset",
-        "beach",
-        "portrait",
-        "art",
-        "poster",
-        "logo",
-        "house",
-        "garden",
-        "car",
-        "mountain",
-        "river",
-        "street",
-        "food",
-        "coffee",
-        "black",
-        "white",
-    ]
-)
+WORDS = [
+    "a",
+    "the",
+    "red",
+    "blue",
+    "vintage",
+    "wedding",
+    "table",
+    "cake",
+    "photo",
+    "of",
+    "dog",
+    "cat",
+    "city",
+    "night",
+    "café",
+    "über",
+    "日本",
+    "русский",
+    "🎉",
+    "sunset",
+    "beach",
+    "portrait",
+    "art",
+    "poster",
+    "logo",
+    "house",
+    "garden",
+    "car",
+    "mountain",
+    "river",
+    "street",
+    "food",
+    "coffee",
+    "black",
+    "white",
+]
 TAGS = {"aesthetic": "aesthetic", "watermark": "pwatermark", "safety": "prediction"}
 
 
 def generate(folder: Path, rows: int, seed: int, *, joined: bool = False, duplicates: float = 0.02) -> None:
     """Metadata as 8 part files (raw, or with its ``hash`` as LAION's joined layout), plus three tag tables in which
     ``duplicates`` of the rows repeat a hash with another value; all vectorised."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from laion_spark.lake.collections import raw_schema
+    from laion_spark.lake.hashing import laion_hash
+
     rng = np.random.default_rng(seed)
+    words = np.array(WORDS)
     ids = pa.array(np.arange(rows, dtype=np.int64))
     url = pc.binary_join_element_wise(
         "https://img", pc.cast(pa.array(rng.integers(0, 500, rows)), pa.string()), ".example.com/",
-        pc.cast(ids, pa.string()), "/", pa.array(WORDS[rng.integers(0, len(WORDS), rows)]), ".jpg", "",
+        pc.cast(ids, pa.string()), "/", pa.array(words[rng.integers(0, len(words), rows)]), ".jpg", "",
     )  # fmt: skip
-    words = [pa.array(WORDS[rng.integers(0, len(WORDS), rows)]) for _ in range(6)]
-    text = pc.binary_join_element_wise(*words, " ")
+    caption = [pa.array(words[rng.integers(0, len(words), rows)]) for _ in range(6)]
+    text = pc.binary_join_element_wise(*caption, " ")
     dup = rng.random(rows) < 0.01  # duplicate URL+TEXT pairs: copy the previous row
     take = np.where(dup, np.maximum(np.arange(rows) - 1, 0), np.arange(rows))
     url, text = url.take(pa.array(take)), text.take(pa.array(take))
@@ -168,6 +167,9 @@ def join_args(folder: Path, lake_dir: Path) -> list[object]:
 def agreement(peer_out: Path, lake_dir: Path, rows: int) -> list[str]:
     """What differs between DuckDB's output and the lake's ``joined`` (read with ``deltalake``): the row count, and
     per tag the rows that have it and the sum of its values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
     from laion_spark.ingest.params import JOINED_TABLE
@@ -193,6 +195,10 @@ def agreement(peer_out: Path, lake_dir: Path, rows: int) -> list[str]:
 
 def bench_size(rows: int, repeat: int, seed: int, out: Path) -> tuple[list[str], str]:
     """Both framings at one size: what disagrees between the two outputs, and the two tables as text."""
+    from laion_spark.engine.factory import open_session
+    from laion_spark.ingest import join_tags
+    from laion_spark.ingest.params import JoinTags
+
     folder = out / f"joined-rows-{rows}-seed-{seed}"
     if not (folder / "safety.parquet").exists():
         shutil.rmtree(folder, ignore_errors=True)
@@ -252,6 +258,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.peer:
         duckdb_join(*args.peer)
         return
+    import pyarrow as pa
+
+    from laion_spark.lake.hashing import laion_hash
+
     laion_hash(pa.array(["warm"]), pa.array(["up"]))  # the generator's hash compiles once
     problems = []
     for rows in (int(r) for r in args.rows.split(",")):

@@ -465,3 +465,17 @@ def test_classic_spark_delta_joined_equals_sail_delta(classic_run, reference_run
     ours = deltalake.DeltaTable(str(classic_run / "lake" / "joined"))
     assert ours.schema().to_arrow().names == JOINED_SCHEMA.names
     assert ours.metadata().partition_columns == ["collection"]
+
+
+@pytest.mark.classic
+def test_classic_spark_run_summaries_count_as_sail_does(classic_run, reference_run):
+    """Every join-tags count of the run summaries (written counts from delta-spark's file statistics, tag counts)
+    is the same on both engines."""
+
+    def counts(root: Path) -> dict[tuple[str, str], int]:
+        runs = deltalake.DeltaTable(str(root / "lake" / "runs")).to_pyarrow_table()
+        rows = runs.filter(pc.equal(runs["job"], "join-tags")).to_pylist()
+        return {(r["collection"], r["metric"]): r["value"] for r in rows}
+
+    classic, sail = counts(classic_run), counts(reference_run)
+    assert classic == sail and any(metric == "rows_without_aesthetic" for _, metric in sail)
