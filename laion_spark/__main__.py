@@ -1,5 +1,5 @@
 """``python -m laion_spark`` is the ``laion-spark`` command."""
 
-from .cli import app
+from .cli import run
 
-app(prog_name="laion-spark")
+run()

@@ -4,6 +4,6 @@ Importing it loads typer and nothing heavy: each command imports its stage
 (pyspark, numba, torch ...) only when it runs.
 """
 
-from .app import app
+from .app import app, quick_exit, run
 
-__all__ = ["app"]
+__all__ = ["app", "quick_exit", "run"]

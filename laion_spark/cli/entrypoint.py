@@ -19,8 +19,9 @@ def run_job(command: str, argv: list[str] | None = None) -> None:
     forget_entry_folder()
     from pyspark.sql import SparkSession
 
-    from .app import app
+    from .app import app, quick_exit
 
+    quick_exit()
     args = list(sys.argv[1:] if argv is None else argv)
     if not any(a in ("--engine", "-e") or a.startswith("--engine=") for a in args):
         if "--help" not in args:

@@ -85,5 +85,5 @@ def test_the_jobs_entry_point_and_the_console_script_are_in_the_built_wheel(dist
     with zipfile.ZipFile(wheel) as built:
         names = built.namelist()
         entry_points = next(built.read(n).decode() for n in names if n.endswith("entry_points.txt"))
-    assert "laion-spark = laion_spark.cli:app" in entry_points
+    assert "laion-spark = laion_spark.cli:run" in entry_points
     assert "laion_spark/cli/entrypoint.py" in names and "laion_spark/pipeline/runner.py" in names
