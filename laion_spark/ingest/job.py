@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..engine.session import LakeSession
 
 JOB = JoinTags.command
-_TAG_COLUMNS = ("aesthetic", "pwatermark", "punsafe")
+_TAG_COLUMNS = tuple(spec.column for spec in TAGS.values())  # aesthetic, pwatermark, punsafe
 _SPARK_TYPES = {"string": "string", "int32": "int", "int64": "bigint", "float": "float", "double": "double"}
 
 
