@@ -16,8 +16,9 @@ Semantics follow LAION's ``aesthetic_join.py`` / ``laion_art.py``:
   is a random, reproducible slice in random order. (On Sail ``orderBy(rand())``
   does not shuffle, a global sort collapses to one partition, and a
   ``sortWithinPartitions`` right before a write is dropped, so the in-partition
-  sort runs in ``mapInArrow``; one partition, i.e. one output file, is held in
-  memory at a time.)
+  sort runs in ``mapInArrow``. Each partition, i.e. one output file, is held in
+  memory by its task; Sail runs every task at once, so the sorted copies are
+  made one per CPU at a time, :mod:`laion_spark.engine.cpu_slots`.)
 
 Each subset table is rewritten whole. Per subset a run summary is recorded whose
 counts add up: ``joined = passed_safety + failed_safety + failed_null_tags`` and
@@ -38,6 +39,7 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from ..engine.cpu_slots import cpu_slot
 from ..errors import InputError
 from ..ingest.params import JOINED_TABLE
 from ..lake.columns import require_columns
@@ -167,7 +169,9 @@ def _sort_by_shuffle_key(columns: list[str]):
         held = list(batches)
         if not held:
             return
-        table = pa.Table.from_batches(held).sort_by(order).select(columns)
+        with cpu_slot():
+            table = pa.Table.from_batches(held).sort_by(order).select(columns)
+        del held
         yield from table.to_batches(max_chunksize=65_536)
 
     return run

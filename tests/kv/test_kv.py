@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from typer.testing import CliRunner
 
 from laion_spark.cli.app import app
 from laion_spark.engine.session import LakeSession
+from laion_spark.kv import build as kv_build
 from laion_spark.kv.build import KVBuildError, _range_bounds, _range_writer, _spread_keys, build_kv
 from laion_spark.kv.params import BuildKV
 from laion_spark.kv.reader import KV, OPEN_CHECK_RECORDS, KVFormatError, laion_key, record_dtype
@@ -136,22 +139,38 @@ def test_watermark_safety_kv_from_joined_is_byte_identical_with_nulls_as_nan(sai
     assert np.isnan(values).all()
 
 
-def test_multi_range_build_gives_the_same_bytes_as_one_range(
-    sail: LakeSession, scores_kv: tuple[pa.Table, Path], tmp_path: Path
+def test_multi_range_build_gives_the_same_bytes_as_one_range_sorting_one_range_per_cpu_at_a_time(
+    sail: LakeSession, scores_kv: tuple[pa.Table, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Sail runs every range's task at once, as threads of this process: each holds a CPU slot to sort."""
+    running, most = [0], [0]
+    lock = threading.Lock()
+    row_order = kv_build._row_order
+
+    def slow_row_order(*args: object) -> object:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)  # long enough for every task's thread to have its rows by now
+        try:
+            return row_order(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(kv_build, "_row_order", slow_row_order)
     rows, single = scores_kv
     out = tmp_path / "ranges.kv"
-    result = build_kv(
-        sail,
-        BuildKV(
-            table=_delta(sail, rows, tmp_path / "t"),
-            out=out,
-            value_columns=["aesthetic"],
-            max_rows_per_range=400,
-            on_duplicate="first",
-        ),
+    stage = BuildKV(
+        table=_delta(sail, rows, tmp_path / "t"),
+        out=out,
+        value_columns=["aesthetic"],
+        max_rows_per_range=400,
+        on_duplicate="first",
     )
-    assert result.ranges > 3
+    result = build_kv(sail, stage)
+    assert result.ranges > len(os.sched_getaffinity(0))
+    assert 1 <= most[0] <= len(os.sched_getaffinity(0))
     assert out.read_bytes() == single.read_bytes()
     assert not (tmp_path / "ranges.kv.staging").exists()
     assert not (tmp_path / "ranges.kv.partial").exists()
