@@ -1,4 +1,5 @@
-"""The engine a job runs on: the one session factory, Spark profiles and the pinned JVM jars.
+"""The engine a job runs on: the one session factory, Spark profiles, the pinned JVM jars, and CPU slots for tasks
+that one engine runs as threads of this process.
 
 Reads and writes no lake table (``doctor``'s check, which round-trips a scratch table, is in :mod:`laion_spark.lake`).
 Only :func:`open_session` decides which engine sits behind a
