@@ -31,8 +31,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def get_json(url: str, timeout: float = 10) -> object:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -77,25 +78,39 @@ class Watch:
 
 
 def kill_during_images(proc: subprocess.Popen, watch: Watch, ui: str) -> dict:
-    """Once the ``images`` stage runs, SIGKILL the executor that runs a task of the CLIP inference stage."""
+    """Once the ``images`` stage runs, SIGKILL the executor of a running task of the CLIP inference stage.
+
+    Each poll asks the driver's REST API for the active stages, then for the inference stage's tasks: the
+    executor is the one a running task is in. The stage lasts a few seconds, so each request has a short
+    timeout (a slow answer must not use up the window), and a failure says what every poll saw.
+    """
     while proc.poll() is None and not watch.saw("-> images"):
         time.sleep(0.2)
     [app] = get_json(f"{ui}/api/v1/applications")
+    api = f"{ui}/api/v1/applications/{app['id']}"
+    seen: Counter[str] = Counter()
     while proc.poll() is None and not watch.saw("-> join"):
         try:
-            stages = get_json(f"{ui}/api/v1/applications/{app['id']}/stages?status=active")
-            executors = get_json(f"{ui}/api/v1/applications/{app['id']}/executors")
-        except OSError:
+            stages = get_json(f"{api}/stages?status=active", timeout=2)
+            inference = [s for s in stages if "clip" in s.get("name", "") + s.get("details", "")]
+            running = [
+                task
+                for stage in inference
+                for task in get_json(f"{api}/stages/{stage['stageId']}/{stage['attemptId']}/taskList", timeout=2)
+                if task["status"] == "RUNNING"
+            ]
+        except OSError as err:
+            seen[f"REST error {type(err).__name__}"] += 1
             time.sleep(0.1)
             continue
-        inference = [s for s in stages if "clip" in s.get("name", "") + s.get("details", "")]
-        busy = [e for e in executors if e["id"] != "driver" and e["activeTasks"] > 0]
-        if inference and busy:
+        if running:
             time.sleep(0.5)  # well inside the task: its Python worker has started on the tar
-            pid = kill_executor(app["id"], busy[0]["id"])
-            return {"app": app["id"], "executor": busy[0]["id"], "pid": pid, "stage": inference[0]["name"]}
+            executor = running[0]["executorId"]
+            pid = kill_executor(app["id"], executor)
+            return {"app": app["id"], "executor": executor, "pid": pid, "stage": inference[0]["name"]}
+        seen["inference stage active, no task running" if inference else "no inference stage active"] += 1
         time.sleep(0.1)
-    raise AssertionError("no CLIP inference task was seen running during the images stage")
+    raise AssertionError(f"no CLIP inference task was seen running during the images stage; polls: {dict(seen)}")
 
 
 def test_the_whole_pipeline_on_a_standalone_cluster_loses_an_executor_and_nothing_else(
