@@ -21,5 +21,9 @@ _SLOTS = threading.BoundedSemaphore(
 
 
 def cpu_slot() -> threading.BoundedSemaphore:
-    """This process's slots, as a context manager: ``with cpu_slot(): ...`` computes while holding one."""
+    """This process's slots, as a context manager: ``with cpu_slot(): ...`` computes while holding one.
+
+    A function, not the semaphore itself, is what task code refers to: cloudpickle ships a module-level function
+    by name, while a lock a closure referred to would be pickled by value, which fails.
+    """
     return _SLOTS
