@@ -67,9 +67,9 @@ from bench.join import generate as generate_metadata_and_tags
 from laion_spark.aesthetic.bucket_embeddings import build_aesthetic_embeddings
 from laion_spark.aesthetic.distribution import build_score_distribution
 from laion_spark.aesthetic.heads import Head
-from laion_spark.aesthetic.params import AestheticEmbeddings, ScoreDistribution, ScoreEmbeddings
+from laion_spark.aesthetic.params import AestheticEmbeddings, ScoreDistribution, ScoreEmbeddings, head_name
 from laion_spark.aesthetic.scoring import score_embeddings
-from laion_spark.engine.factory import open_session
+from laion_spark.engine.factory import SAIL_ENV, open_session
 from laion_spark.engine.session import LakeSession
 from laion_spark.ingest import join_tags
 from laion_spark.ingest.params import JoinTags
@@ -90,8 +90,7 @@ K_LIMIT = 1.15
 ENGINES = ("sail-server", "sail", "local")
 _MIB = 1 << 20
 _SERVER = """
-import os, sys
-os.environ.setdefault("RUST_LOG", "error")
+import sys
 from pysail.spark import SparkConnectServer
 server = SparkConnectServer(ip="127.0.0.1", port=0)
 server.start(background=True)
@@ -116,10 +115,11 @@ def _write_shard(part: Path, index: int, head: Head, seed: int) -> None:
     pq.write_table(table, part / f"metadata_{index:04d}.parquet")
 
 
-def generate_parts(data: Path, parts: int, part_rows: int, seed: int) -> Head:
-    """Write (or reuse) ``parts`` parts under ``data`` and the synthetic head; return the head."""
+def generate_parts(data: Path, parts: int, part_rows: int, seed: int) -> Path:
+    """Write (or reuse) ``parts`` parts under ``data`` and the synthetic head; return the head's file."""
     data.mkdir(parents=True, exist_ok=True)
-    head = synthetic_head(seed, data / "synthetic-l14.pth")
+    head_file = data / "synthetic-l14.pth"
+    head = synthetic_head(seed, head_file)
     for index in range(parts):
         part = data / f"part-{index:04d}"
         marker = part / f".complete-{part_rows}-{seed}"
@@ -131,7 +131,7 @@ def generate_parts(data: Path, parts: int, part_rows: int, seed: int) -> Head:
         _write_shard(part, index, head, seed)
         marker.touch()
         print(f"  generated part {index} ({part_rows:,} rows) in {time.perf_counter() - started:.1f} s", flush=True)
-    return head
+    return head_file
 
 
 def size_view(data: Path, rows: int, part_rows: int) -> Path:
@@ -331,7 +331,10 @@ def engine_session(engine: str) -> Iterator[LakeSession]:
         with open_session("local", table_format="parquet") as lake:
             yield lake
         return
-    server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**SAIL_ENV, **os.environ},
+    )  # fmt: skip
     try:
         port = int(server.stdout.readline())
         with open_session("remote", remote=f"sc://127.0.0.1:{port}") as lake:
@@ -347,9 +350,10 @@ def engine_session(engine: str) -> Iterator[LakeSession]:
 # ---------------------------------------------------------------- stages
 
 
-def stages(lake: LakeSession, view: Path, run: Path, head: Head, kv_range_rows: int, rows: int) -> list:
+def stages(lake: LakeSession, view: Path, run: Path, head_file: Path, kv_range_rows: int, rows: int) -> list:
     """``(name, input paths, call)`` of every stage for one size, in pipeline order; each call checks its counts."""
     lake_dir, kv_dir = run / "lake", run / "kv"
+    head = str(head_file)
     tags, joined = lake_dir / "aesthetic_tags", lake_dir / "joined"
 
     def score() -> None:
@@ -368,7 +372,7 @@ def stages(lake: LakeSession, view: Path, run: Path, head: Head, kv_range_rows: 
                 aesthetic_tags=tags,
                 watermark_tags=view / "watermark",
                 safety_tags=view / "safety",
-                aesthetic_head=head.name,
+                aesthetic_head=head_name(head),
             ),
         )
         assert summary.metrics["rows_out"] == rows, summary.metrics
@@ -404,17 +408,17 @@ def stages(lake: LakeSession, view: Path, run: Path, head: Head, kv_range_rows: 
                 lake, AestheticEmbeddings(embeddings=[view / "embeddings"], head=head, lake=lake_dir)
             ),
         ),
-        ("build-kv aesthetic", [tags], kv("aesthetic.kv", tags, ["aesthetic"], f"head = '{head.name}'")),
+        ("build-kv aesthetic", [tags], kv("aesthetic.kv", tags, ["aesthetic"], f"head = '{head_name(head)}'")),
         ("build-kv watermark+safety", [joined], kv("watermark_safety.kv", joined, ["pwatermark", "punsafe"], None)),
     ]
 
 
-def run_size(lake: LakeSession, view: Path, run: Path, head: Head, args: argparse.Namespace, rows: int) -> list:
+def run_size(lake: LakeSession, view: Path, run: Path, head_file: Path, args: argparse.Namespace, rows: int) -> list:
     """Every stage at one size, into a fresh folder ``run``; their measurements."""
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
     found = []
-    for name, inputs, call in stages(lake, view, run, head, args.kv_range_rows, rows):
+    for name, inputs, call in stages(lake, view, run, head_file, args.kv_range_rows, rows):
         with measure(name, rows, inputs, run, separate_engine=args.engine != "sail") as measured:
             call()
         found += measured
@@ -605,20 +609,20 @@ def main(argv: list[str] | None = None) -> None:
     info = machine()
     started = time.perf_counter()
     print(f"data: {sizes[-1] // args.part_rows} parts of {args.part_rows:,} rows under {args.data}", flush=True)
-    head = generate_parts(args.data, sizes[-1] // args.part_rows, args.part_rows, args.seed)
+    head_file = generate_parts(args.data, sizes[-1] // args.part_rows, args.part_rows, args.seed)
     views = {rows: size_view(args.data, rows, args.part_rows) for rows in [args.part_rows, *sizes]}
     print(f"data ready in {time.perf_counter() - started:.1f} s; sizes {', '.join(f'{n:,}' for n in sizes)}")
 
     best: dict[tuple[str, int], Measurement] = {}
     with engine_session(args.engine) as lake:
         warm = time.perf_counter()
-        run_size(lake, views[args.part_rows], args.out / "warm-up", head, args, args.part_rows)
+        run_size(lake, views[args.part_rows], args.out / "warm-up", head_file, args, args.part_rows)
         shutil.rmtree(args.out / "warm-up")
         print(f"warm-up over {args.part_rows:,} rows: {time.perf_counter() - warm:.1f} s (not reported)", flush=True)
         for attempt in range(args.repeat):  # sizes interleaved, best of N per stage: robust to a busy machine
             for rows in sizes:
                 run = args.out / f"rows-{rows}"
-                measured = run_size(lake, views[rows], run, head, args, rows)
+                measured = run_size(lake, views[rows], run, head_file, args, rows)
                 for m in measured:
                     if (m.stage, rows) not in best or m.seconds < best[m.stage, rows].seconds:
                         best[m.stage, rows] = m
