@@ -7,6 +7,7 @@ repeats and :func:`table` prints both framings with their ratios.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,15 +39,22 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
+#: The environment this benchmark was started with. Fresh processes get it rather than ``os.environ``, which an
+#: in-process session changes (:data:`laion_spark.engine.factory.SAIL_ENV`): a peer's script must not run with
+#: settings meant for our engine.
+_STARTED_WITH = dict(os.environ)
+
+
 def run_fresh(argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
-    """Run ``argv`` in a new process; raises ``RuntimeError`` with its output's end when it fails."""
+    """Run ``argv`` in a new process, with ``env`` or else the environment the benchmark started with; raises
+    ``RuntimeError`` with its output's end when it fails."""
     with tempfile.TemporaryDirectory() as scratch:
         peak = Path(scratch) / "peak"
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", _LAUNCHER, str(peak), *map(str, argv)],
             cwd=cwd,
-            env=env,
+            env=_STARTED_WITH if env is None else env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

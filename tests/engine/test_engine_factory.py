@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import deltalake
 import pytest
 from conftest import run_cli
 
 from laion_spark.engine import EngineError, open_session, read_profile, resolve_conf
+from laion_spark.engine.factory import SAIL_ENV
 from laion_spark.lake.doctor import check_engine
 from laion_spark.lake.tables import read_table, table_exists, write_table
 
@@ -116,3 +121,34 @@ def test_every_shipped_profile_parses_and_sets_what_it_is_for(profile, keys):
     assert set(keys) <= set(settings)
     if profile == "rapids":
         assert settings["spark.plugins"] == "com.nvidia.spark.SQLPlugin"
+
+
+_HUGE_PAGE_ADVICE = """
+import json, os
+from laion_spark.engine import open_session
+lake = open_session("sail")
+lake.spark.range(1_000_000).selectExpr("sum(id)").collect()
+with open("/proc/self/smaps") as smaps:
+    advised = sum(1 for line in smaps if line.startswith("VmFlags:") and " hg" in line)
+print(json.dumps({"env": os.environ.get("MIMALLOC_ALLOW_THP"), "advised": advised}))
+"""
+
+
+def _huge_page_advice(**env: str) -> dict[str, object]:
+    """A fresh process's Sail session: ``MIMALLOC_ALLOW_THP`` as the engine saw it, and how many of its mappings are
+    advised ``MADV_HUGEPAGE`` (``hg`` in ``/proc/self/smaps``) after a query."""
+    base = {k: v for k, v in os.environ.items() if k not in SAIL_ENV}
+    proc = subprocess.run(
+        [sys.executable, "-c", _HUGE_PAGE_ADVICE], env={**base, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_sails_allocator_asks_for_no_transparent_huge_pages_unless_the_user_says_so():
+    assert _huge_page_advice() == {"env": "0", "advised": 0}
+    users_choice = _huge_page_advice(MIMALLOC_ALLOW_THP="1")
+    assert users_choice["env"] == "1"
+    if "[never]" not in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text():
+        assert users_choice["advised"] > 0, "mimalloc advised no huge pages: the check above proves nothing here"

@@ -31,6 +31,7 @@ from lake_checks import lake_digests
 from pipeline_runs import rooted
 
 from laion_spark.engine import delta_coordinate
+from laion_spark.engine.factory import SAIL_ENV
 
 SPARK_HOME = Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
 #: spark-submit's arguments for Delta on classic Spark: the pinned package and delta-spark's session settings.
@@ -109,7 +110,7 @@ def test_spark_submit_runs_jobs_pipeline_with_the_package_from_make_dist(sample,
 def test_remote_engine_against_sails_own_spark_connect_server(sample, reference_run, tmp_path) -> None:
     port = free_port()
     command = [str(Path(sys.executable).parent / "sail"), "spark", "server", "--port", str(port)]
-    with server(command, port, clean_env(RUST_LOG="error"), tmp_path / "sail.log") as url:
+    with server(command, port, clean_env(**SAIL_ENV), tmp_path / "sail.log") as url:
         run_pipeline_cli(rooted(tmp_path / "run", sample), "--engine", "remote", "--remote", url)
     assert_same_tables(tmp_path / "run", reference_run)
 
