@@ -41,7 +41,9 @@ _DELTA_CONF = {
 #: pages on its 1 GiB arenas (``madvise(MADV_HUGEPAGE)``), and every first touch of a 2 MiB page is zeroed whole.
 #: Measured on the 2-core VM (THP ``madvise``, 2026-12-05), fresh processes, interleaved, three runs each:
 #: ``join-tags`` 8M rows 8.47-8.66 s (4.5-5.4 s system time) -> 7.15-7.21 s (1.5-1.7 s); ``build-kv`` 20M rows
-#: 3.15-3.64 s -> 2.68-2.83 s; ``score-embeddings`` 4M rows 4.40-4.44 s -> 4.09-4.14 s.
+#: 3.15-3.64 s -> 2.68-2.83 s; ``score-embeddings`` 4M rows 4.40-4.44 s -> 4.09-4.14 s. A warm, long-lived session
+#: reuses its pages and loses a little instead (``build_kv`` 20M in-process 1.57 s -> 1.65-1.70 s; the join the same):
+#: set ``MIMALLOC_ALLOW_THP=1`` there.
 SAIL_ENV = {"RUST_LOG": "error", "MIMALLOC_ALLOW_THP": "0"}
 
 
