@@ -354,6 +354,7 @@ def stages(lake: LakeSession, view: Path, run: Path, head_file: Path, kv_range_r
     """``(name, input paths, call)`` of every stage for one size, in pipeline order; each call checks its counts."""
     lake_dir, kv_dir = run / "lake", run / "kv"
     head = str(head_file)
+    lake_head = head_name(head)  # as the lake's head columns hold it
     tags, joined = lake_dir / "aesthetic_tags", lake_dir / "joined"
 
     def score() -> None:
@@ -372,7 +373,7 @@ def stages(lake: LakeSession, view: Path, run: Path, head_file: Path, kv_range_r
                 aesthetic_tags=tags,
                 watermark_tags=view / "watermark",
                 safety_tags=view / "safety",
-                aesthetic_head=head_name(head),
+                aesthetic_head=lake_head,
             ),
         )
         assert summary.metrics["rows_out"] == rows, summary.metrics
@@ -408,7 +409,7 @@ def stages(lake: LakeSession, view: Path, run: Path, head_file: Path, kv_range_r
                 lake, AestheticEmbeddings(embeddings=[view / "embeddings"], head=head, lake=lake_dir)
             ),
         ),
-        ("build-kv aesthetic", [tags], kv("aesthetic.kv", tags, ["aesthetic"], f"head = '{head_name(head)}'")),
+        ("build-kv aesthetic", [tags], kv("aesthetic.kv", tags, ["aesthetic"], f"head = '{lake_head}'")),
         ("build-kv watermark+safety", [joined], kv("watermark_safety.kv", joined, ["pwatermark", "punsafe"], None)),
     ]
 

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 from bench import gpu_check
 from bench.gpu_check import SCHEMA, SECTIONS, problems, run_section, spawn_section, summarise
 from bench.gpu_common import Clock, Context
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _record(status: str = "ok", **extra: object) -> dict:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
 STAGES = {
     "score-embeddings", "join-tags", "subsets", "stats", "aesthetic-embeddings", "build-kv aesthetic",
     "build-kv watermark+safety",
@@ -26,7 +26,7 @@ def test_scale_measures_every_stage_at_every_size_on_a_separate_sail_server(tmp_
             sys.executable, "-m", "bench.scale", "--engine", "sail-server", "--max-rows", str(sizes[-1]),
             "--sizes", str(len(sizes)), "--part-rows", str(sizes[0]), "--data", tmp_path / "data", "--out", tmp_path / "out",
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=REPO, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "scale.json").read_text())

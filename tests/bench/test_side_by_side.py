@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REFERENCE, REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-HEAD = ROOT.parent / "shared" / "reference" / "laion-aesthetic-predictor" / "sa_0_4_vit_l_14_linear.pth"
+HEAD = REFERENCE / "sa_0_4_vit_l_14_linear.pth"
 
 CASES = {
     "join": (["--rows", "30000", "--repeat", "1"], "goal: join-tags"),
@@ -25,7 +25,7 @@ def test_benchmark_runs_both_framings_and_its_checks_pass(bench: str, tmp_path: 
     args, last_word = CASES[bench]
     done = subprocess.run(
         [sys.executable, "-m", f"bench.{bench}", *args, "--out", str(tmp_path)],
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
