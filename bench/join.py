@@ -22,11 +22,16 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from bench.fresh import Run, best, laion_spark, run_fresh, table, timed
+
+if TYPE_CHECKING:
+    from laion_spark.ingest.params import JoinTags
 
 # Everything else is imported where it is used, so that the peer's process (``--peer``) loads DuckDB only.
 COLLECTION = "laion2B-en"
@@ -135,27 +140,56 @@ def generate(folder: Path, rows: int, seed: int, *, joined: bool = False, duplic
 JOINED_COLUMNS = ["URL", "TEXT", "WIDTH", "HEIGHT", "similarity", "hash"]
 
 
-def duckdb_join(folder: Path, out: Path) -> int:
-    """The peer's own best script: DuckDB deduplicates each tag table, LEFT JOINs the metadata with the three and
-    writes one snappy parquet file, on every core; returns the rows written."""
-    con = duckdb.connect()
-    con.execute(f"SET threads = {os.cpu_count()}")
+def duckdb_sql(folder: Path) -> dict[str, str]:
+    """The peer's SQL for the data under ``folder``: ``metadata`` (its files, as a table), ``deduplicated`` (one
+    query counting the rows of the three deduplicated tag tables) and ``joined`` (the metadata LEFT JOIN the three,
+    in ``joined``'s columns)."""
     files = [str(p) for p in sorted((folder / "metadata").glob("*.parquet"))]
     dedup = {
         name: f"(SELECT hash, max({column}) AS v FROM read_parquet('{folder / name}.parquet') "
         "WHERE hash IS NOT NULL GROUP BY hash)"
         for name, column in TAGS.items()
     }
-    (rows,) = con.execute(
-        f"""COPY (
+    deduplicated = "SELECT " + " + ".join(f"(SELECT count(*) FROM {table})" for table in dedup.values())
+    joined = f"""
           SELECT m.URL, m.TEXT, m.WIDTH, m.HEIGHT, m.similarity, CAST(NULL AS VARCHAR) AS LANGUAGE, m.hash,
                  w.v AS pwatermark, s.v AS punsafe, a.v AS aesthetic, '{COLLECTION}' AS collection
           FROM read_parquet({files}) m LEFT JOIN {dedup["aesthetic"]} a USING (hash)
-               LEFT JOIN {dedup["watermark"]} w USING (hash) LEFT JOIN {dedup["safety"]} s USING (hash)
-        ) TO '{out}' (FORMAT parquet, COMPRESSION snappy)"""
-    ).fetchone()
+               LEFT JOIN {dedup["watermark"]} w USING (hash) LEFT JOIN {dedup["safety"]} s USING (hash)"""
+    return {"metadata": f"read_parquet({files})", "deduplicated": deduplicated, "joined": joined}
+
+
+def duckdb_connect() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection on every core."""
+    con = duckdb.connect()
+    con.execute(f"SET threads = {os.cpu_count()}")
+    return con
+
+
+def copy_sql(query: str, out: Path) -> str:
+    """DuckDB's statement writing ``query``'s rows to one snappy parquet file ``out``."""
+    return f"COPY ({query}) TO '{out}' (FORMAT parquet, COMPRESSION snappy)"
+
+
+def duckdb_join(folder: Path, out: Path) -> int:
+    """The peer's own best script: DuckDB deduplicates each tag table, LEFT JOINs the metadata with the three and
+    writes one snappy parquet file, on every core; returns the rows written."""
+    con = duckdb_connect()
+    (rows,) = con.execute(copy_sql(duckdb_sql(folder)["joined"], out)).fetchone()
     con.close()
     return int(rows)
+
+
+def join_stage(folder: Path, lake_dir: Path) -> JoinTags:
+    """The ``join-tags`` stage for the data under ``folder``, into the lake ``lake_dir``."""
+    from laion_spark.ingest.params import JoinTags
+
+    return JoinTags(
+        metadata=folder / "metadata",
+        collection=COLLECTION,
+        lake=lake_dir,
+        **{f"{name}_tags": folder / f"{name}.parquet" for name in TAGS},
+    )
 
 
 def join_args(folder: Path, lake_dir: Path) -> list[object]:
@@ -193,13 +227,12 @@ def agreement(peer_out: Path, lake_dir: Path, rows: int) -> list[str]:
     return problems
 
 
-def bench_size(rows: int, repeat: int, seed: int, out: Path) -> tuple[list[str], str]:
-    """Both framings at one size: what disagrees between the two outputs, and the two tables as text."""
+def bench_size(folder: Path, rows: int, repeat: int, seed: int) -> tuple[list[str], str]:
+    """Both framings at one size, on the data under ``folder`` (generated first where missing): what disagrees
+    between the two outputs, and the two tables as text."""
     from laion_spark.engine.factory import open_session
     from laion_spark.ingest import join_tags
-    from laion_spark.ingest.params import JoinTags
 
-    folder = out / f"joined-rows-{rows}-seed-{seed}"
     if not (folder / "safety.parquet").exists():
         shutil.rmtree(folder, ignore_errors=True)
         started = time.perf_counter()
@@ -212,12 +245,7 @@ def bench_size(rows: int, repeat: int, seed: int, out: Path) -> tuple[list[str],
         shutil.rmtree(lake_dir, ignore_errors=True)
         cli["laion-spark join-tags"].append(run_fresh(laion_spark("join-tags", *join_args(folder, lake_dir))))
     lake = open_session("sail")
-    stage = JoinTags(
-        metadata=folder / "metadata",
-        collection=COLLECTION,
-        lake=lake_dir,
-        **{f"{name}_tags": folder / f"{name}.parquet" for name in TAGS},
-    )
+    stage = join_stage(folder, lake_dir)
     inproc: dict[str, list[Run]] = {"duckdb (peer), in-process": [], "join_tags on sail, in-process": []}
     summaries = []
     for _ in range(repeat):
@@ -247,12 +275,98 @@ def bench_size(rows: int, repeat: int, seed: int, out: Path) -> tuple[list[str],
     )
 
 
+#: The parts of the join, timed one by one (``--phases``): each as ``run_join`` does it and as DuckDB's SQL does.
+PARTS = (
+    "read the metadata (every column)",
+    "deduplicate the three tag tables",
+    "dedupe + LEFT JOIN, not written",
+    "dedupe + LEFT JOIN + write",
+    "the run summary's counts",
+)
+
+
+def phases(folder: Path, repeat: int) -> str:
+    """Where the time goes, in this process: each of :data:`PARTS` on Sail, with the job's own frames, write and
+    counts (``laion_spark.ingest.job``), beside the same part in DuckDB's SQL, interleaved, best of ``repeat``.
+    Each run's CPU seconds (this process's, both engines run in it) say whether both cores were busy."""
+    from pyspark.sql import functions as F
+
+    from laion_spark.engine.factory import open_session
+    from laion_spark.ingest.job import joined_rows, plan_join, read_tags, write_joined, written_counts
+    from laion_spark.ingest.metadata import read_metadata
+    from laion_spark.ingest.tags import combine_tags, tag_counts
+
+    lake_dir, peer_out = folder / "lake-phases", folder / "duckdb-phases.parquet"
+    lake, con = open_session("sail"), duckdb_connect()
+    plan = plan_join(join_stage(folder, lake_dir))
+    tags = read_tags(lake, plan)
+    metadata, rows = read_metadata(lake, plan.metadata), joined_rows(lake, plan, tags)
+    sql = duckdb_sql(folder)
+    strings, numbers = ("URL", "TEXT"), ("WIDTH", "HEIGHT", "similarity", "hash")
+    read_all = ", ".join([*(f"sum(length({c}))" for c in strings), *(f"max({c})" for c in numbers)])
+
+    def write() -> None:
+        shutil.rmtree(lake_dir, ignore_errors=True)
+        write_joined(lake, plan, rows)
+
+    ours = [
+        lambda: metadata.agg(*[F.sum(F.length(c)) for c in strings], *[F.max(c) for c in numbers]).collect(),
+        lambda: combine_tags(tags).agg(F.count(F.lit(1))).collect(),
+        lambda: rows.agg(F.count(F.lit(1)), F.sum("aesthetic"), F.sum(F.length("URL"))).collect(),
+        write,
+        lambda: (written_counts(lake, plan), tag_counts(tags)),
+    ]
+    peer = [
+        f"SELECT {read_all} FROM {sql['metadata']}",
+        sql["deduplicated"],
+        f"SELECT count(*), sum(aesthetic), sum(length(URL)) FROM ({sql['joined']})",
+        copy_sql(sql["joined"], peer_out),
+        None,  # DuckDB's script counts nothing
+    ]
+    runs: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    for _ in range(repeat):
+        for n, (step, query) in enumerate(zip(ours, peer, strict=True)):
+            runs.setdefault((n, "ours"), []).append(_with_cpu(step))
+            if query is not None:
+                runs.setdefault((n, "peer"), []).append(_with_cpu(lambda q=query: con.execute(q).fetchall()))
+    lake.stop()
+    con.close()
+    shutil.rmtree(lake_dir, ignore_errors=True)
+    peer_out.unlink(missing_ok=True)
+    width = max(map(len, PARTS)) + 2
+    lines = [
+        f"{plan.metadata.rows:,} rows, in-process, part by part (best of {repeat}, interleaved; cpu s: the "
+        "process's CPU time in that run)",
+        f"{'':<{width}}{'sail s':>8}{'cpu s':>7}{'duckdb s':>10}{'cpu s':>7}{'x duckdb':>10}",
+    ]
+    for n, part in enumerate(PARTS):
+        mine, theirs = min(runs[n, "ours"]), min(runs.get((n, "peer"), [(0.0, 0.0)]))
+        peer_cells = (
+            f"{theirs[0]:>10.2f}{theirs[1]:>7.1f}{mine[0] / theirs[0]:>10.2f}"
+            if theirs[0]
+            else (f"{'-':>10}{'-':>7}{'-':>10}")
+        )
+        lines.append(f"{part:<{width}}{mine[0]:>8.2f}{mine[1]:>7.1f}{peer_cells}")
+    return "\n".join(lines)
+
+
+def _with_cpu(step: Callable[[], object]) -> tuple[float, float]:
+    """Run ``step``: its wall seconds and this process's CPU seconds (user + system) meanwhile."""
+    before, started = os.times(), time.perf_counter()
+    step()
+    wall, after = time.perf_counter() - started, os.times()
+    return wall, after.user - before.user + after.system - before.system
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="2000000,8000000", help="comma-separated sizes")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-out/join"))
+    parser.add_argument(
+        "--phases", action="store_true", help="also time each part of the join, ours beside DuckDB's, in-process"
+    )
     parser.add_argument("--peer", nargs=2, type=Path, metavar=("FOLDER", "OUT"), help="run the DuckDB script only")
     args = parser.parse_args(argv)
     if args.peer:
@@ -265,9 +379,13 @@ def main(argv: list[str] | None = None) -> None:
     laion_hash(pa.array(["warm"]), pa.array(["up"]))  # the generator's hash compiles once
     problems = []
     for rows in (int(r) for r in args.rows.split(",")):
-        found, tables = bench_size(rows, args.repeat, args.seed, args.out)
+        folder = args.out / f"joined-rows-{rows}-seed-{args.seed}"
+        found, tables = bench_size(folder, rows, args.repeat, args.seed)
         print(tables, flush=True)
         print()
+        if args.phases:
+            print(phases(folder, args.repeat), flush=True)
+            print()
         problems += found
     for problem in problems:
         print(f"CHECK FAILED: {problem}")

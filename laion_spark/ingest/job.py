@@ -8,9 +8,11 @@ rows dropped as duplicates or for a null hash) goes to ``<lake>/runs``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import InvariantError
@@ -22,7 +24,7 @@ from ..lake.tables import read_table, write_table
 from .metadata import MetadataInput, count_hash_mismatches, inspect_metadata, read_metadata
 from .params import JOINED_TABLE, JoinTags
 from .sources import JoinInputError
-from .tags import TAGS, TagInput, combine_tags, inspect_tag_table, read_tag_table, tag_counts
+from .tags import TAGS, TagInput, TagSpec, combine_tags, inspect_tag_table, read_tag_table, tag_counts
 
 if TYPE_CHECKING:
     from ..engine.session import LakeSession
@@ -71,28 +73,11 @@ def plan_join(stage: JoinTags) -> JoinPlan:
 def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     """Join, write ``collection``'s partition of ``joined``, record and return the run summary."""
     summary = RunSummary(JOB, plan.collection, target=JOINED_TABLE)
-    joined = read_metadata(lake, plan.metadata)
-    tag_frames = [(tag.spec, read_tag_table(lake, tag, plan.collection)) for tag in plan.tags]
-    combined = combine_tags(tag_frames) if tag_frames else None
-    if combined is not None:
-        replaced = [spec.column for spec, _ in tag_frames]
-        values = combined.where(F.col("hash").isNotNull()).select("hash", *replaced)
-        joined = joined.drop(*replaced).join(values, on="hash", how="left")
-    present = set(joined.columns)
-    out = joined.select(
-        *[
-            (F.col(f.name) if f.name in present else F.lit(None)).cast(_SPARK_TYPES[str(f.type)]).alias(f.name)
-            for f in JOINED_SCHEMA
-            if f.name != "collection"
-        ],
-        F.lit(plan.collection).alias("collection"),
-    )
-    write_table(
-        lake, out, plan.joined_path, partition_by=["collection"], replace_partition={"collection": plan.collection}
-    )
+    tag_frames = read_tags(lake, plan)
+    write_joined(lake, plan, joined_rows(lake, plan, tag_frames))
 
     summary.metrics.update({"files_in": len(plan.metadata.files.files), "rows_in": plan.metadata.rows})
-    summary.metrics.update(_written_counts(lake, plan))
+    summary.metrics.update(written_counts(lake, plan))
     if plan.verify_hash:
         summary.metrics["hash_mismatches"] = count_hash_mismatches(lake, plan.metadata)
     if tag_frames:
@@ -107,6 +92,39 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     return summary
 
 
+def read_tags(lake: LakeSession, plan: JoinPlan) -> list[tuple[TagSpec, DataFrame]]:
+    """Each tag table of ``plan`` with its kind: ``hash, <tag column>`` rows of the collection, not yet
+    deduplicated; raises :class:`JoinInputError` for a table that cannot be read."""
+    return [(tag.spec, read_tag_table(lake, tag, plan.collection)) for tag in plan.tags]
+
+
+def joined_rows(lake: LakeSession, plan: JoinPlan, tag_frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
+    """``plan``'s metadata LEFT JOIN the deduplicated ``tag_frames`` (:func:`read_tags`) on ``hash``, in
+    ``joined``'s columns: the rows :func:`write_joined` writes, one per metadata row."""
+    joined = read_metadata(lake, plan.metadata)
+    if tag_frames:
+        replaced = [spec.column for spec, _ in tag_frames]
+        values = combine_tags(tag_frames).where(F.col("hash").isNotNull()).select("hash", *replaced)
+        joined = joined.drop(*replaced).join(values, on="hash", how="left")
+    present = set(joined.columns)
+    return joined.select(
+        *[
+            (F.col(f.name) if f.name in present else F.lit(None)).cast(_SPARK_TYPES[str(f.type)]).alias(f.name)
+            for f in JOINED_SCHEMA
+            if f.name != "collection"
+        ],
+        F.lit(plan.collection).alias("collection"),
+    )
+
+
+def write_joined(lake: LakeSession, plan: JoinPlan, rows: DataFrame) -> None:
+    """Write ``rows`` (:func:`joined_rows`) as ``plan.collection``'s partition of ``joined``, replacing the one a
+    previous run wrote."""
+    write_table(
+        lake, rows, plan.joined_path, partition_by=["collection"], replace_partition={"collection": plan.collection}
+    )
+
+
 def join_tags(lake: LakeSession, stage: JoinTags) -> RunSummary:
     """Join ``stage.collection``'s metadata with its tag tables into ``<stage.lake>/joined``
     (:class:`~laion_spark.ingest.params.JoinTags` lists the parameters).
@@ -117,8 +135,9 @@ def join_tags(lake: LakeSession, stage: JoinTags) -> RunSummary:
     return run_join(lake, plan_join(stage))
 
 
-def _written_counts(lake: LakeSession, plan: JoinPlan) -> dict[str, int]:
-    """Counts over the partition just written (so they describe what is in the lake).
+def written_counts(lake: LakeSession, plan: JoinPlan) -> dict[str, int]:
+    """Counts over ``plan.collection``'s partition of ``joined`` as written (so they describe what is in the lake):
+    ``rows_out``, ``rows_null_url_and_text``, ``rows_null_hash`` and ``rows_without_<tag>`` for each tag column.
 
     Rows, and rows without a hash or a tag, come from the Delta log's statistics of the partition's files
     (:func:`~laion_spark.lake.delta_log.partition_stats`) where every file has them, as a Delta reader

@@ -102,9 +102,9 @@ def test_written_counts_from_the_delta_log_are_those_of_a_read_of_the_partition(
     stage = JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", aesthetic_tags=tags)
     summary = join_tags(sail, stage)
 
-    by_log = job._written_counts(sail, plan_join(stage))
+    by_log = job.written_counts(sail, plan_join(stage))
     monkeypatch.setattr(job, "partition_stats", lambda *args: None)
-    by_reading = job._written_counts(sail, plan_join(stage))
+    by_reading = job.written_counts(sail, plan_join(stage))
     assert by_log == by_reading == {name: summary.metrics[name] for name in by_log}
     assert by_log["rows_out"] == table.num_rows and by_log["rows_null_url_and_text"] == 3
     assert 0 < by_log["rows_without_aesthetic"] < table.num_rows == by_log["rows_without_pwatermark"]
