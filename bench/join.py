@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -289,6 +289,7 @@ def phases(folder: Path, repeat: int) -> str:
     """Where the time goes, in this process: each of :data:`PARTS` on Sail, with the job's own frames, write and
     counts (``laion_spark.ingest.job``), beside the same part in DuckDB's SQL, interleaved, best of ``repeat``.
     Each run's CPU seconds (this process's, both engines run in it) say whether both cores were busy."""
+    from pyspark.sql import Column
     from pyspark.sql import functions as F
 
     from laion_spark.engine.factory import open_session
@@ -302,24 +303,33 @@ def phases(folder: Path, repeat: int) -> str:
     tags = read_tags(lake, plan)
     metadata, rows = read_metadata(lake, plan.metadata), joined_rows(lake, plan, tags)
     sql = duckdb_sql(folder)
+    # Every column is used, so that no engine skips reading or moving one.
     strings, numbers = ("URL", "TEXT"), ("WIDTH", "HEIGHT", "similarity", "hash")
-    read_all = ", ".join([*(f"sum(length({c}))" for c in strings), *(f"max({c})" for c in numbers)])
+    tag_columns = ("aesthetic", "pwatermark", "punsafe")
+
+    def every_column(names: Sequence[str]) -> tuple[list[Column], str]:
+        """Aggregates reading each of ``strings`` and ``names``: as Spark columns, and as DuckDB's SQL."""
+        return [*(F.sum(F.length(c)) for c in strings), *(F.max(c) for c in names)], ", ".join(
+            [*(f"sum(length({c}))" for c in strings), *(f"max({c})" for c in names)]
+        )
+
+    read_all, joined_all = every_column(numbers), every_column([*numbers, *tag_columns])
 
     def write() -> None:
         shutil.rmtree(lake_dir, ignore_errors=True)
         write_joined(lake, plan, rows)
 
     ours = [
-        lambda: metadata.agg(*[F.sum(F.length(c)) for c in strings], *[F.max(c) for c in numbers]).collect(),
+        lambda: metadata.agg(*read_all[0]).collect(),
         lambda: combine_tags(tags).agg(F.count(F.lit(1))).collect(),
-        lambda: rows.agg(F.count(F.lit(1)), F.sum("aesthetic"), F.sum(F.length("URL"))).collect(),
+        lambda: rows.agg(*joined_all[0]).collect(),
         write,
         lambda: (written_counts(lake, plan), tag_counts(tags)),
     ]
     peer = [
-        f"SELECT {read_all} FROM {sql['metadata']}",
+        f"SELECT {read_all[1]} FROM {sql['metadata']}",
         sql["deduplicated"],
-        f"SELECT count(*), sum(aesthetic), sum(length(URL)) FROM ({sql['joined']})",
+        f"SELECT {joined_all[1]} FROM ({sql['joined']})",
         copy_sql(sql["joined"], peer_out),
         None,  # DuckDB's script counts nothing
     ]
