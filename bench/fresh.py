@@ -19,10 +19,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Run:
-    """One run: wall seconds, and the peak resident memory of the process (MiB; 0 in this process)."""
+    """One run: wall seconds, the peak resident memory of the process (MiB; 0 in this process), and (in this
+    process) the process's CPU seconds meanwhile, user + system, every thread's: an engine in this process counts."""
 
     seconds: float
     peak_mib: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 #: Starts the command from a small process and writes its peak resident memory (KiB) to the file ``argv[1]``: a
@@ -71,10 +73,11 @@ def laion_spark(*args: object) -> list[str]:
 
 
 def timed(step: Callable[[], object]) -> Run:
-    """Run ``step`` in this process; its wall time."""
-    started = time.perf_counter()
+    """Run ``step`` in this process; its wall time and the process's CPU time meanwhile."""
+    before, started = os.times(), time.perf_counter()
     step()
-    return Run(time.perf_counter() - started)
+    seconds, after = time.perf_counter() - started, os.times()
+    return Run(seconds, cpu_seconds=after.user - before.user + after.system - before.system)
 
 
 def best(runs: Sequence[Run]) -> Run:

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -303,42 +303,41 @@ def phases(folder: Path, repeat: int) -> str:
     tags = read_tags(lake, plan)
     metadata, rows = read_metadata(lake, plan.metadata), joined_rows(lake, plan, tags)
     sql = duckdb_sql(folder)
-    # Every column is used, so that no engine skips reading or moving one.
-    strings, numbers = ("URL", "TEXT"), ("WIDTH", "HEIGHT", "similarity", "hash")
-    tag_columns = ("aesthetic", "pwatermark", "punsafe")
+    # Aggregates over every column, so that no engine skips reading or moving one.
+    strings = ("URL", "TEXT")
+    numbers = [c for c in JOINED_COLUMNS if c not in strings]
+    with_tags = [*numbers, *(spec.column for spec, _ in tags)]
 
-    def every_column(names: Sequence[str]) -> tuple[list[Column], str]:
-        """Aggregates reading each of ``strings`` and ``names``: as Spark columns, and as DuckDB's SQL."""
-        return [*(F.sum(F.length(c)) for c in strings), *(F.max(c) for c in names)], ", ".join(
-            [*(f"sum(length({c}))" for c in strings), *(f"max({c})" for c in names)]
-        )
+    def spark_reads(names: Sequence[str]) -> list[Column]:
+        return [*(F.sum(F.length(c)) for c in strings), *(F.max(c) for c in names)]
 
-    read_all, joined_all = every_column(numbers), every_column([*numbers, *tag_columns])
+    def sql_reads(names: Sequence[str]) -> str:
+        return ", ".join([*(f"sum(length({c}))" for c in strings), *(f"max({c})" for c in names)])
 
     def write() -> None:
         shutil.rmtree(lake_dir, ignore_errors=True)
         write_joined(lake, plan, rows)
 
     ours = [
-        lambda: metadata.agg(*read_all[0]).collect(),
+        lambda: metadata.agg(*spark_reads(numbers)).collect(),
         lambda: combine_tags(tags).agg(F.count(F.lit(1))).collect(),
-        lambda: rows.agg(*joined_all[0]).collect(),
+        lambda: rows.agg(*spark_reads(with_tags)).collect(),
         write,
         lambda: (written_counts(lake, plan), tag_counts(tags)),
     ]
     peer = [
-        f"SELECT {read_all[1]} FROM {sql['metadata']}",
+        f"SELECT {sql_reads(numbers)} FROM {sql['metadata']}",
         sql["deduplicated"],
-        f"SELECT {joined_all[1]} FROM ({sql['joined']})",
+        f"SELECT {sql_reads(with_tags)} FROM ({sql['joined']})",
         copy_sql(sql["joined"], peer_out),
         None,  # DuckDB's script counts nothing
     ]
-    runs: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    runs: dict[tuple[int, str], list[Run]] = {}
     for _ in range(repeat):
         for n, (step, query) in enumerate(zip(ours, peer, strict=True)):
-            runs.setdefault((n, "ours"), []).append(_with_cpu(step))
+            runs.setdefault((n, "ours"), []).append(timed(step))
             if query is not None:
-                runs.setdefault((n, "peer"), []).append(_with_cpu(lambda q=query: con.execute(q).fetchall()))
+                runs.setdefault((n, "peer"), []).append(timed(lambda q=query: con.execute(q).fetchall()))
     lake.stop()
     con.close()
     shutil.rmtree(lake_dir, ignore_errors=True)
@@ -350,22 +349,15 @@ def phases(folder: Path, repeat: int) -> str:
         f"{'':<{width}}{'sail s':>8}{'cpu s':>7}{'duckdb s':>10}{'cpu s':>7}{'x duckdb':>10}",
     ]
     for n, part in enumerate(PARTS):
-        mine, theirs = min(runs[n, "ours"]), min(runs.get((n, "peer"), [(0.0, 0.0)]))
-        peer_cells = (
-            f"{theirs[0]:>10.2f}{theirs[1]:>7.1f}{mine[0] / theirs[0]:>10.2f}"
-            if theirs[0]
-            else (f"{'-':>10}{'-':>7}{'-':>10}")
-        )
-        lines.append(f"{part:<{width}}{mine[0]:>8.2f}{mine[1]:>7.1f}{peer_cells}")
+        mine = best(runs[n, "ours"])
+        cells = f"{part:<{width}}{mine.seconds:>8.2f}{mine.cpu_seconds:>7.1f}"
+        if (n, "peer") in runs:
+            theirs = best(runs[n, "peer"])
+            cells += f"{theirs.seconds:>10.2f}{theirs.cpu_seconds:>7.1f}{mine.seconds / theirs.seconds:>10.2f}"
+        else:
+            cells += f"{'-':>10}{'-':>7}{'-':>10}"
+        lines.append(cells)
     return "\n".join(lines)
-
-
-def _with_cpu(step: Callable[[], object]) -> tuple[float, float]:
-    """Run ``step``: its wall seconds and this process's CPU seconds (user + system) meanwhile."""
-    before, started = os.times(), time.perf_counter()
-    step()
-    wall, after = time.perf_counter() - started, os.times()
-    return wall, after.user - before.user + after.system - before.system
 
 
 def main(argv: list[str] | None = None) -> None:
