@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from ..engine.session import LakeSession
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
+#: The session setting naming the codec of a Parquet lake's files (``conf/spark-defaults.conf``: snappy).
+PARQUET_CODEC = "spark.sql.parquet.compression.codec"
 
 
 class TableError(InputError):
@@ -150,7 +152,8 @@ def write_table(
     rows, at once or one after the other, leave exactly one copy: the table is
     created empty first when missing, so that even the first writers replace
     rather than append. ``mode`` is ``append`` or ``overwrite`` otherwise;
-    ``merge_schema`` lets an append add new columns.
+    ``merge_schema`` lets an append add new columns. A Parquet table's files are
+    compressed with the session's :data:`PARQUET_CODEC`, on every engine.
 
     Raises :class:`WriteConflictError` naming the table when another writer
     committed a conflicting change first (the table is as that writer left it), and
@@ -160,6 +163,10 @@ def write_table(
     text = table_path(path)
     check_writable(lake, text)
     writer = df.write.format(lake.table_format)
+    if lake.table_format == "parquet":
+        # Sail 0.7.2 accepts the setting but writes its own default (zstd); the writer's option reaches every engine.
+        codec = lake.spark.conf.get(PARQUET_CODEC, None)
+        writer = writer.option("compression", codec) if codec else writer
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     if partition_by:
