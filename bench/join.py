@@ -293,9 +293,10 @@ def phases(folder: Path, repeat: int) -> str:
     from pyspark.sql import functions as F
 
     from laion_spark.engine.factory import open_session
-    from laion_spark.ingest.job import joined_rows, plan_join, read_tags, write_joined, written_counts
+    from laion_spark.ingest.job import count_queries, joined_rows, plan_join, read_tags, write_joined
     from laion_spark.ingest.metadata import read_metadata
-    from laion_spark.ingest.tags import combine_tags, tag_counts
+    from laion_spark.ingest.tags import combine_tags
+    from laion_spark.lake.runs import RunSummary
 
     lake_dir, peer_out = folder / "lake-phases", folder / "duckdb-phases.parquet"
     lake, con = open_session("sail"), duckdb_connect()
@@ -323,7 +324,7 @@ def phases(folder: Path, repeat: int) -> str:
         lambda: combine_tags(tags).agg(F.count(F.lit(1))).collect(),
         lambda: rows.agg(*spark_reads(with_tags)).collect(),
         write,
-        lambda: (written_counts(lake, plan), tag_counts(tags)),
+        lambda: RunSummary("join-tags", COLLECTION).add_counts(*count_queries(lake, plan, tags)),
     ]
     peer = [
         f"SELECT {sql_reads(numbers)} FROM {sql['metadata']}",

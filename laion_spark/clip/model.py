@@ -24,8 +24,6 @@ instead of each building a copy.
 
 from __future__ import annotations
 
-import atexit
-import shutil
 import tempfile
 import threading
 from collections import Counter
@@ -58,13 +56,15 @@ def register_tiny() -> None:
     if TINY_MODEL in open_clip.list_models():
         return
     config = resources.files(__package__).joinpath(f"{TINY_MODEL}.json")
-    if not isinstance(config, Path):  # inside a --py-files zip: open_clip reads configs from real files
-        scratch = tempfile.mkdtemp(prefix="laion-spark-clip-")
-        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    if isinstance(config, Path):
+        open_clip.add_model_config(config)
+        return
+    # Inside a --py-files zip. open_clip reads configs from real files, named as their model, and only while
+    # registering them: the copy goes at once, since Spark's Python workers end without running atexit hooks.
+    with tempfile.TemporaryDirectory(prefix="laion-spark-clip-") as scratch:
         copy = Path(scratch) / f"{TINY_MODEL}.json"
         copy.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
-        config = copy
-    open_clip.add_model_config(config)
+        open_clip.add_model_config(copy)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ rows dropped as duplicates or for a null hash) goes to ``<lake>/runs``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
@@ -77,11 +78,7 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
     write_joined(lake, plan, joined_rows(lake, plan, tag_frames))
 
     summary.metrics.update({"files_in": len(plan.metadata.files.files), "rows_in": plan.metadata.rows})
-    summary.metrics.update(written_counts(lake, plan))
-    if plan.verify_hash:
-        summary.metrics["hash_mismatches"] = count_hash_mismatches(lake, plan.metadata)
-    if tag_frames:
-        summary.metrics.update(tag_counts(tag_frames))
+    summary.add_counts(*count_queries(lake, plan, tag_frames))
     record_run(lake, plan.lake_dir, summary)
     if summary.metrics["rows_out"] != summary.metrics["rows_in"]:
         raise JoinInvariantError(
@@ -90,6 +87,18 @@ def run_join(lake: LakeSession, plan: JoinPlan) -> RunSummary:
             summary,
         )
     return summary
+
+
+def count_queries(
+    lake: LakeSession, plan: JoinPlan, tag_frames: Sequence[tuple[TagSpec, DataFrame]]
+) -> list[Callable[[], dict[str, int]]]:
+    """The run summary's count queries once ``plan``'s partition is written, for
+    :meth:`~laion_spark.lake.runs.RunSummary.add_counts`: :func:`written_counts`, ``hash_mismatches`` when
+    ``plan.verify_hash``, then :func:`~laion_spark.ingest.tags.tag_counts` of each of ``tag_frames``."""
+    queries: list[Callable[[], dict[str, int]]] = [partial(written_counts, lake, plan)]
+    if plan.verify_hash:
+        queries.append(lambda: {"hash_mismatches": count_hash_mismatches(lake, plan.metadata)})
+    return queries + [partial(tag_counts, spec, df) for spec, df in tag_frames]
 
 
 def read_tags(lake: LakeSession, plan: JoinPlan) -> list[tuple[TagSpec, DataFrame]]:

@@ -134,28 +134,29 @@ def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
     )
 
 
-def tag_counts(frames: Sequence[tuple[TagSpec, DataFrame]]) -> dict[str, int]:
-    """Per tag table: rows read, rows dropped for a null hash, duplicate rows dropped (rows = distinct hashes kept
-    + both drops), and values dropped for being NaN or infinite (of rows with a hash).
+def tag_counts(spec: TagSpec, df: DataFrame) -> dict[str, int]:
+    """Counts of one tag table (``df``, from :func:`read_tag_table`): rows read, rows dropped for a null hash,
+    duplicate rows dropped (rows = distinct hashes kept + both drops), and values dropped for being NaN or infinite
+    (of rows with a hash), as ``<tag>_tag_rows``, ``<tag>_null_hash_dropped``, ``<tag>_duplicates_dropped`` and
+    ``<tag>_non_finite_dropped``.
 
-    One aggregate per table (a distinct count of its hashes): counting from the combined aggregation instead
+    One aggregate over the table (a distinct count of its hashes): counting from the combined aggregation instead
     would run that wider shuffle a second time.
     """
-    counts: dict[str, int] = {}
-    for spec, df in frames:
-        has_hash = F.col("hash").isNotNull()
-        row = df.agg(
-            F.count(F.lit(1)),
-            F.count(F.when(~has_hash, 1)),
-            F.count_distinct("hash"),
-            F.count(F.when(has_hash & non_finite(F.col(spec.column)), 1)),
-        ).collect()[0]
-        rows, null_hash, kept, non_finite_values = (int(v or 0) for v in row)
-        counts[f"{spec.name}_tag_rows"] = rows
-        counts[f"{spec.name}_null_hash_dropped"] = null_hash
-        counts[f"{spec.name}_duplicates_dropped"] = rows - null_hash - kept
-        counts[f"{spec.name}_non_finite_dropped"] = non_finite_values
-    return counts
+    has_hash = F.col("hash").isNotNull()
+    row = df.agg(
+        F.count(F.lit(1)),
+        F.count(F.when(~has_hash, 1)),
+        F.count_distinct("hash"),
+        F.count(F.when(has_hash & non_finite(F.col(spec.column)), 1)),
+    ).collect()[0]
+    rows, null_hash, kept, non_finite_values = (int(v or 0) for v in row)
+    return {
+        f"{spec.name}_tag_rows": rows,
+        f"{spec.name}_null_hash_dropped": null_hash,
+        f"{spec.name}_duplicates_dropped": rows - null_hash - kept,
+        f"{spec.name}_non_finite_dropped": non_finite_values,
+    }
 
 
 def _check_tag_columns(tag: TagInput, sources: list[tuple[str, dict[str, str]]]) -> tuple[str, dict[str, str]]:

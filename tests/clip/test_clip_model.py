@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import open_clip
 import pytest
 import torch
 from clip_builders import TINY
+from installs import clean_env
 
 from laion_spark.clip.model import ModelSpec, ModelSpecError, _build, load_model, model_loads
 from laion_spark.clip.params import TINY_EMBED_DIM, TINY_TEXT_WIDTH
@@ -97,3 +100,34 @@ def test_fp16_weights_give_float32_unit_embeddings_close_to_fp32() -> None:
     assert low.dtype == np.float32 and np.allclose(np.linalg.norm(low, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(low, fp32.encode_images(pixels), atol=2e-3)
     assert fp32.image_dim == TINY_EMBED_DIM and fp32.model.ln_final.normalized_shape[0] == TINY_TEXT_WIDTH
+
+
+#: A Spark Python worker's life with the package from make dist's zip: the tiny model built, then os._exit
+#: (pyspark's daemon ends its workers so, without atexit hooks).
+_WORKER = """
+import os, sys
+import laion_spark.clip.model as m
+m.register_tiny()
+model = m.load_model(m.ModelSpec.parse(sys.argv[1]), device="cpu")
+print(m.__file__, model.image_dim, flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.dist
+def test_the_tiny_config_from_the_zip_leaves_no_files_behind(dist, tmp_path: Path) -> None:
+    _, py_files = dist
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-c", _WORKER, TINY],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(py_files), TMPDIR=str(scratch)),
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    where, dim = run.stdout.split()
+    assert where.startswith(str(py_files)) and int(dim) == TINY_EMBED_DIM
+    assert list(scratch.glob("laion-spark-clip-*")) == []  # others' (timm's optional wandb, torch's cache) aside
