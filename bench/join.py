@@ -293,7 +293,7 @@ def phases(folder: Path, repeat: int) -> str:
     from pyspark.sql import functions as F
 
     from laion_spark.engine.factory import open_session
-    from laion_spark.ingest.job import count_queries, joined_rows, plan_join, read_tags, write_joined
+    from laion_spark.ingest.job import JOB, count_queries, joined_rows, plan_join, read_tags, write_joined
     from laion_spark.ingest.metadata import read_metadata
     from laion_spark.ingest.tags import combine_tags
     from laion_spark.lake.runs import RunSummary
@@ -324,7 +324,7 @@ def phases(folder: Path, repeat: int) -> str:
         lambda: combine_tags(tags).agg(F.count(F.lit(1))).collect(),
         lambda: rows.agg(*spark_reads(with_tags)).collect(),
         write,
-        lambda: RunSummary("join-tags", COLLECTION).add_counts(*count_queries(lake, plan, tags)),
+        lambda: RunSummary(JOB, COLLECTION).add_counts(*count_queries(lake, plan, tags)),
     ]
     peer = [
         f"SELECT {sql_reads(numbers)} FROM {sql['metadata']}",
