@@ -108,30 +108,21 @@ def _is_partitioned(folder: Path) -> bool:
 
 
 def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
-    """One row per hash: the max finite value of each tag (null when it has none), ``rows_<tag>`` = how many rows
-    each table had for that hash and ``non_finite_<tag>`` = how many of them held NaN or an infinity.
+    """One row per hash: the max finite value of each tag, null when it has none.
 
     All tag tables are deduplicated in one aggregation, so the metadata is
-    joined (shuffled) once, whatever the number of tag tables. The join reads
-    the values only, but the per-hash counts stay in the aggregation: measured on
-    Sail 0.7.2 with 8M rows, the join planned over the values alone takes
-    2-3 s longer with 1.5 GB more memory (``bench/join.py``).
+    joined (shuffled) once, whatever the number of tag tables. What the
+    deduplication drops is counted per table by :func:`tag_counts`.
     """
     specs = [spec for spec, _ in frames]
     parts = [
         df.select(
-            "hash",
-            *[(F.col(s.column) if s is spec else F.lit(None).cast("float")).alias(s.column) for s in specs],
-            *[F.lit(1 if s is spec else 0).cast("int").alias(f"rows_{s.name}") for s in specs],
+            "hash", *[(F.col(s.column) if s is spec else F.lit(None).cast("float")).alias(s.column) for s in specs]
         )
         for spec, df in frames
     ]
     rows = reduce(DataFrame.unionByName, parts)
-    return rows.groupBy("hash").agg(
-        *[F.max(finite_or_null(F.col(s.column))).alias(s.column) for s in specs],
-        *[F.sum(f"rows_{s.name}").alias(f"rows_{s.name}") for s in specs],
-        *[F.count(F.when(non_finite(F.col(s.column)), 1)).alias(f"non_finite_{s.name}") for s in specs],
-    )
+    return rows.groupBy("hash").agg(*[F.max(finite_or_null(F.col(s.column))).alias(s.column) for s in specs])
 
 
 def tag_counts(spec: TagSpec, df: DataFrame) -> dict[str, int]:
