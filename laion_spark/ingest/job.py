@@ -113,7 +113,7 @@ def joined_rows(lake: LakeSession, plan: JoinPlan, tag_frames: Sequence[tuple[Ta
     joined = read_metadata(lake, plan.metadata)
     if tag_frames:
         replaced = [spec.column for spec, _ in tag_frames]
-        values = combine_tags(tag_frames).where(F.col("hash").isNotNull()).select("hash", *replaced)
+        values = combine_tags(tag_frames).where(F.col("hash").isNotNull())
         joined = joined.drop(*replaced).join(values, on="hash", how="left")
     present = set(joined.columns)
     return joined.select(
