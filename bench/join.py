@@ -23,6 +23,8 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -280,7 +282,7 @@ PARTS = (
     "read the metadata (every column)",
     "deduplicate the three tag tables",
     "dedupe + LEFT JOIN, not written",
-    "dedupe + LEFT JOIN + write",
+    "dedupe, its copy, LEFT JOIN + write",
     "the run summary's counts",
 )
 
@@ -293,7 +295,7 @@ def phases(folder: Path, repeat: int) -> str:
     from pyspark.sql import functions as F
 
     from laion_spark.engine.factory import open_session
-    from laion_spark.ingest.job import JOB, count_queries, joined_rows, plan_join, read_tags, write_joined
+    from laion_spark.ingest.job import JOB, count_queries, joined_rows, plan_join, read_tags, staged_tags, write_joined
     from laion_spark.ingest.metadata import read_metadata
     from laion_spark.ingest.tags import combine_tags
     from laion_spark.lake.runs import RunSummary
@@ -302,7 +304,10 @@ def phases(folder: Path, repeat: int) -> str:
     lake, con = open_session("sail"), duckdb_connect()
     plan = plan_join(join_stage(folder, lake_dir))
     tags = read_tags(lake, plan)
-    metadata, rows = read_metadata(lake, plan.metadata), joined_rows(lake, plan, tags)
+    metadata, rows = read_metadata(lake, plan.metadata), joined_rows(lake, plan, combine_tags(tags))
+    # The counts read a copy of the deduplicated tags as the job's do; this one is made once, in a lake of its own.
+    counted = ExitStack()
+    combined = counted.enter_context(staged_tags(lake, replace(plan, lake_dir=str(folder / "lake-counts")), "-", tags))
     sql = duckdb_sql(folder)
     # Aggregates over every column, so that no engine skips reading or moving one.
     strings = ("URL", "TEXT")
@@ -315,16 +320,17 @@ def phases(folder: Path, repeat: int) -> str:
     def sql_reads(names: Sequence[str]) -> str:
         return ", ".join([*(f"sum(length({c}))" for c in strings), *(f"max({c})" for c in names)])
 
-    def write() -> None:
+    def write() -> None:  # as run_join does it: the deduplicated tags copied, the join written from the copy
         shutil.rmtree(lake_dir, ignore_errors=True)
-        write_joined(lake, plan, rows)
+        with staged_tags(lake, plan, "-", tags) as staged:
+            write_joined(lake, plan, joined_rows(lake, plan, staged))
 
     ours = [
         lambda: metadata.agg(*spark_reads(numbers)).collect(),
         lambda: combine_tags(tags).agg(F.count(F.lit(1))).collect(),
         lambda: rows.agg(*spark_reads(with_tags)).collect(),
         write,
-        lambda: RunSummary(JOB, COLLECTION).add_counts(*count_queries(lake, plan, tags)),
+        lambda: RunSummary(JOB, COLLECTION).add_counts(*count_queries(lake, plan, tags, combined)),
     ]
     peer = [
         f"SELECT {sql_reads(numbers)} FROM {sql['metadata']}",
@@ -339,6 +345,7 @@ def phases(folder: Path, repeat: int) -> str:
             runs.setdefault((n, "ours"), []).append(timed(step))
             if query is not None:
                 runs.setdefault((n, "peer"), []).append(timed(lambda q=query: con.execute(q).fetchall()))
+    counted.close()
     lake.stop()
     con.close()
     shutil.rmtree(lake_dir, ignore_errors=True)

@@ -70,7 +70,7 @@ from pyspark.sql.types import StructType
 from ..aesthetic.heads import Head, load_head
 from ..errors import InputError, InvariantError
 from ..lake.columns import require_columns, spark_columns
-from ..lake.layout import is_local, lake_table, table_path
+from ..lake.layout import SCRATCH_FOLDER, is_local, lake_table, table_path
 from ..lake.runs import RunSummary, record_run
 from ..lake.shard_commits import (
     RecordLedger,
@@ -366,7 +366,7 @@ def _reusable(job: ImageJob, task: TarTask) -> bool:
 
 def _staging_dir(lake_dir: str | Path, spec: ModelSpec, head: Head, collection: str) -> Path:
     digest = hashlib.sha256(f"{spec.name}\0{head.name}\0{collection}".encode()).hexdigest()[:16]
-    return Path(table_path(lake_dir)) / "_staging" / SCORE_JOB / digest
+    return Path(table_path(lake_dir)) / SCRATCH_FOLDER / SCORE_JOB / digest
 
 
 def score_images(lake: LakeSession, stage: ScoreImages) -> ImageScoreSummary:

@@ -19,14 +19,15 @@ from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame
+import numpy as np
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import first_line
 from ..lake.columns import spark_columns
-from ..lake.finite import finite_or_null, non_finite
+from ..lake.finite import finite, non_finite
 from ..lake.layout import table_path
-from ..lake.tables import is_delta
+from ..lake.tables import delta_version, is_delta
 from ..paths import engine_path
 from .sources import JoinInputError, ParquetFiles, check_columns, read_footers, read_schema_ddl
 
@@ -80,11 +81,15 @@ def inspect_tag_table(spec: TagSpec, path: str | Path, head: str | None = None) 
 
 
 def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFrame:
-    """``hash, <tag column>`` rows of ``tag`` for ``collection`` (and the chosen head), not yet deduplicated."""
+    """``hash, <tag column>`` rows of ``tag`` for ``collection`` (and the chosen head), not yet deduplicated; a
+    Delta table at its latest version now, whatever another writer commits later."""
     if tag.files is None:
         kind = "delta" if is_delta(tag.path) else "parquet"
+        reader = lake.spark.read.format(kind)
+        if kind == "delta":  # one snapshot for the join and every count, while another writer may commit
+            reader = reader.option("versionAsOf", delta_version(tag.path))
         try:
-            df = lake.spark.read.format(kind).load(engine_path(table_path(tag.path)))
+            df = reader.load(engine_path(table_path(tag.path)))
             found = spark_columns(df.schema)
         except Exception as err:  # noqa: BLE001 - engines raise different types for an unreadable table
             raise JoinInputError(
@@ -107,41 +112,76 @@ def _is_partitioned(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_dir() and "=" in p.name for p in folder.iterdir())
 
 
-def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
-    """One row per hash: the max finite value of each tag, null when it has none.
+#: What :func:`combine_tags` holds for a tag whose table has the hash but no finite value for it (only nulls, NaN
+#: or infinities): a number below every float32, where null means that the table has no row with the hash. The
+#: marker is ``-inf`` as a double, and a group of markers alone may come out of ``max`` as float64's lowest finite
+#: number instead (Sail 0.7.2 starts its grouped ``max`` there): both are below :data:`_FLOAT32_LOWEST`, and every
+#: tag value is a float32. :func:`tag_values` makes them null.
+NO_FINITE_VALUE = float("-inf")
+_FLOAT32_LOWEST = float(np.finfo(np.float32).min)
 
-    All tag tables are deduplicated in one aggregation, so the metadata is
-    joined (shuffled) once, whatever the number of tag tables. What the
-    deduplication drops is counted per table by :func:`tag_counts`.
+
+def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
+    """One row per non-null hash of ``frames`` (each from :func:`read_tag_table`): per tag (a double), its table's
+    largest finite value for the hash, :data:`NO_FINITE_VALUE` when the table has the hash but no finite value,
+    null when it lacks the hash.
+
+    All tag tables are deduplicated in one aggregation, so the metadata is joined (shuffled) once, whatever the
+    number of tag tables; rows whose hash is null leave here. Each table's distinct hashes are its column's
+    non-null values, so one copy of this frame gives the join its values (:func:`tag_values`) and the run summary
+    its counts (:func:`tag_counts`) without deduplicating twice.
     """
     specs = [spec for spec, _ in frames]
     parts = [
-        df.select(
-            "hash", *[(F.col(s.column) if s is spec else F.lit(None).cast("float")).alias(s.column) for s in specs]
+        df.where(F.col("hash").isNotNull()).select(
+            "hash",
+            *[
+                (_value_or_marker(F.col(s.column)) if s is spec else F.lit(None).cast("double")).alias(s.column)
+                for s in specs
+            ],
         )
         for spec, df in frames
     ]
     rows = reduce(DataFrame.unionByName, parts)
-    return rows.groupBy("hash").agg(*[F.max(finite_or_null(F.col(s.column))).alias(s.column) for s in specs])
+    return rows.groupBy("hash").agg(*[F.max(s.column).alias(s.column) for s in specs])
 
 
-def tag_counts(spec: TagSpec, df: DataFrame) -> dict[str, int]:
-    """Counts of one tag table (``df``, from :func:`read_tag_table`): rows read, rows dropped for a null hash,
-    duplicate rows dropped (rows = distinct hashes kept + both drops), and values dropped for being NaN or infinite
-    (of rows with a hash), as ``<tag>_tag_rows``, ``<tag>_null_hash_dropped``, ``<tag>_duplicates_dropped`` and
-    ``<tag>_non_finite_dropped``.
+def tag_values(combined: DataFrame) -> DataFrame:
+    """``combined`` (from :func:`combine_tags`) as the join adds it to a metadata row: ``hash`` and each tag's
+    value as a float, null where ``combined`` has no value or the :data:`NO_FINITE_VALUE` marker."""
+    return combined.select(
+        "hash",
+        *[
+            F.when(F.col(c) >= F.lit(_FLOAT32_LOWEST), F.col(c)).cast("float").alias(c)
+            for c in combined.columns
+            if c != "hash"
+        ],
+    )
 
-    One aggregate over the table (a distinct count of its hashes): counting from the combined aggregation instead
-    would run that wider shuffle a second time.
+
+def _value_or_marker(value: Column) -> Column:
+    """``value`` as a double when finite, else :data:`NO_FINITE_VALUE` (below every value, so ``max`` prefers a
+    value)."""
+    return F.when(finite(value), value.cast("double")).otherwise(F.lit(NO_FINITE_VALUE))
+
+
+def tag_counts(spec: TagSpec, df: DataFrame, combined: DataFrame) -> dict[str, int]:
+    """Counts of one tag table (``df``, from :func:`read_tag_table`; ``combined``, :func:`combine_tags` of it and
+    the other tables): rows read, rows dropped for a null hash, duplicate rows dropped (rows = distinct hashes kept
+    + both drops), and values dropped for being NaN or infinite (of rows with a hash), as ``<tag>_tag_rows``,
+    ``<tag>_null_hash_dropped``, ``<tag>_duplicates_dropped`` and ``<tag>_non_finite_dropped``.
+
+    Two aggregates with no distinct count: one over the table, and the non-null values of its column in
+    ``combined`` (the distinct hashes kept).
     """
     has_hash = F.col("hash").isNotNull()
     row = df.agg(
         F.count(F.lit(1)),
         F.count(F.when(~has_hash, 1)),
-        F.count_distinct("hash"),
         F.count(F.when(has_hash & non_finite(F.col(spec.column)), 1)),
     ).collect()[0]
-    rows, null_hash, kept, non_finite_values = (int(v or 0) for v in row)
+    rows, null_hash, non_finite_values = (int(v or 0) for v in row)
+    kept = int(combined.agg(F.count(spec.column)).collect()[0][0] or 0)
     return {
         f"{spec.name}_tag_rows": rows,
         f"{spec.name}_null_hash_dropped": null_hash,

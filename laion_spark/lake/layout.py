@@ -54,11 +54,16 @@ RUNS_TABLE = "runs"
 STAGES_TABLE = "pipeline_stages"
 #: Tables that record runs: they change with every run, so no stage reads or writes them as data.
 BOOKKEEPING = (RUNS_TABLE, STAGES_TABLE)
+#: The lake's folder of what runs stage for themselves (``<job>/<run or input>``), no table: ``score-images``' rows
+#: per tar, ``join-tags``' scratch copy (:mod:`laion_spark.lake.scratch`).
+SCRATCH_FOLDER = "_staging"
 
 
 def lake_tables(lake_dir: str | Path) -> list[str]:
-    """Every table folder of a local lake but the :data:`BOOKKEEPING` ones, sorted (none for a lake not made yet)."""
+    """Every table folder of a local lake but the :data:`BOOKKEEPING` ones, sorted (none for a lake not made yet);
+    :data:`SCRATCH_FOLDER`, which an interrupted run may leave, is no table."""
     root = Path(lake_dir).expanduser()
     if not is_local(str(lake_dir)) or not root.is_dir():
         return []
-    return [table_path(p) for p in sorted(root.iterdir()) if p.is_dir() and p.name not in BOOKKEEPING]
+    skipped = {*BOOKKEEPING, SCRATCH_FOLDER}
+    return [table_path(p) for p in sorted(root.iterdir()) if p.is_dir() and p.name not in skipped]

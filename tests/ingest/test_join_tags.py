@@ -126,6 +126,7 @@ def test_every_metadata_row_is_kept_in_joined_per_collection(sail, tmp_path, col
     assert summary.metrics["rows_null_url_and_text"] == 3
     assert sum(r["URL"] is None and r["TEXT"] is None for r in rows) == 3
     assert {r["collection"] for r in rows} == {collection}
+    assert not (tmp_path / "lake" / "_staging").exists()  # the deduplicated tags' scratch copy is gone
 
 
 def test_language_is_kept_for_multi_and_null_elsewhere(sail, tmp_path):
@@ -247,6 +248,26 @@ def test_tag_rows_read_equal_kept_plus_duplicates_plus_null_hash_rows(sail, tmp_
     assert (m["watermark_duplicates_dropped"], m["watermark_null_hash_dropped"]) == (3, 2)
     assert m["watermark_tag_rows"] == len(hashes) + m["watermark_duplicates_dropped"] + m["watermark_null_hash_dropped"]
     assert m["rows_without_pwatermark"] == 0
+
+
+def test_a_join_failing_after_the_tags_are_staged_leaves_no_scratch_copy(sail, tmp_path, en, monkeypatch):
+    metadata, table = en
+    hashes = row_hashes(table)
+    tags = write_tags(tmp_path / "w.parquet", hashes, "pwatermark", [0.5] * len(hashes))
+    staged = []
+
+    def fail(lake, plan, rows):
+        staged.extend((tmp_path / "lake" / "_staging" / "join-tags").glob("*/*.parquet"))
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(job, "write_joined", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        join_tags(
+            sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", watermark_tags=tags)
+        )
+
+    assert staged and len({path.parent for path in staged}) == 1
+    assert not (tmp_path / "lake" / "_staging").exists()
 
 
 def test_rerunning_a_collection_replaces_only_its_partition(sail, tmp_path, en):
@@ -415,6 +436,32 @@ def test_delta_aesthetic_tags_give_the_chosen_heads_scores_for_the_collection(sa
     )
     assert {r["aesthetic"] for r in joined_rows(tmp_path / "lake", "laion2B-en")} == {6.0}
     assert summary.metrics["aesthetic_tag_rows"] == table.num_rows
+
+
+def test_a_delta_tag_table_is_read_at_one_version_while_another_writer_commits(sail, tmp_path, en, monkeypatch):
+    metadata, table = en
+    hashes = row_hashes(table)
+    tags = scored_tags(sail, tmp_path / "lake", hashes)
+    write = job.write_joined
+
+    def commit_meanwhile(lake, plan, rows):  # after the tags are copied, before the join and the counts read them
+        more = sail.spark.createDataFrame(
+            [(hashes[0], 9.0, "laion2B-en", 1, "laion-v2-l14")] * 5,
+            "hash long, aesthetic float, collection string, shard int, head string",
+        )
+        write_table(sail, more, tags, partition_by=["collection"], mode="append")
+        write(lake, plan, rows)
+
+    monkeypatch.setattr(job, "write_joined", commit_meanwhile)
+    stage = JoinTags(
+        metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", aesthetic_tags=tags,
+        aesthetic_head="laion-v2-l14",
+    )  # fmt: skip
+    m = join_tags(sail, stage).metrics
+
+    assert m["aesthetic_tag_rows"] == len(hashes)
+    assert m["aesthetic_duplicates_dropped"] == len(hashes) - len(set(hashes))
+    assert {r["aesthetic"] for r in joined_rows(tmp_path / "lake", "laion2B-en")} == {6.0}
 
 
 def test_delta_aesthetic_tags_without_the_collection_are_refused(sail, tmp_path):

@@ -3,21 +3,24 @@ infinities are never ordered above a real number, and the run summary counts the
 
 from __future__ import annotations
 
+import numpy as np
 from test_join_tags import joined_rows, raw_table, row_hashes, write_parts, write_tags
 
 from laion_spark.ingest import join_tags
 from laion_spark.ingest.params import JoinTags
 
 NAN, INF = float("nan"), float("inf")
+FLOAT32_LOWEST = float(np.finfo(np.float32).min)  # finite: a value, though Sail's grouped max gives it for -inf only
 
 
 def test_a_real_number_wins_over_nan_and_infinity_among_duplicates_and_they_are_counted(sail, tmp_path) -> None:
     table = raw_table("laion2B-en")
     metadata = write_parts(tmp_path / "metadata", table)
     h = list(dict.fromkeys(row_hashes(table)))  # distinct hashes (the table repeats a few rows)
-    # hash 0: 9.0 and NaN; 1: +inf and 3.0; 2: NaN only; 3: -inf and 2.0; 4: -inf only; 5: 4.0 alone
-    hashes = [h[0], h[0], h[1], h[1], h[2], h[3], h[3], h[4], h[5]]
-    values = [9.0, NAN, INF, 3.0, NAN, -INF, 2.0, -INF, 4.0]
+    # hash 0: 9.0 and NaN; 1: +inf and 3.0; 2: NaN only; 3: -inf and 2.0; 4: -inf only; 5: 4.0 alone;
+    # 6: float32's lowest alone; 7: -inf twice; 8: null and -inf
+    hashes = [h[0], h[0], h[1], h[1], h[2], h[3], h[3], h[4], h[5], h[6], h[7], h[7], h[8], h[8]]
+    values = [9.0, NAN, INF, 3.0, NAN, -INF, 2.0, -INF, 4.0, FLOAT32_LOWEST, -INF, -INF, None, -INF]
     tags = write_tags(tmp_path / "aesthetic.parquet", hashes, "aesthetic", values)
     # three distinct values: Sail 0.7 reads a NaN in a row group whose other values are all equal as that value
     watermark = write_tags(tmp_path / "watermark.parquet", [h[0], h[0], h[1]], "pwatermark", [NAN, 0.25, 0.5])
@@ -37,7 +40,10 @@ def test_a_real_number_wins_over_nan_and_infinity_among_duplicates_and_they_are_
     assert by_hash[h[3]]["aesthetic"] == 2.0
     assert by_hash[h[4]]["aesthetic"] is None
     assert by_hash[h[5]]["aesthetic"] == 4.0
-    assert summary.metrics["aesthetic_non_finite_dropped"] == 5
+    assert by_hash[h[6]]["aesthetic"] == FLOAT32_LOWEST
+    assert by_hash[h[7]]["aesthetic"] is None and by_hash[h[8]]["aesthetic"] is None
+    assert summary.metrics["aesthetic_non_finite_dropped"] == 8
+    assert summary.metrics["aesthetic_duplicates_dropped"] == len(hashes) - 9
     assert summary.metrics["watermark_non_finite_dropped"] == 1
     assert summary.metrics["aesthetic_tag_rows"] == len(hashes)
     assert summary.metrics["rows_out"] == summary.metrics["rows_in"] == table.num_rows
