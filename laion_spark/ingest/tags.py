@@ -85,10 +85,11 @@ def read_tag_table(lake: LakeSession, tag: TagInput, collection: str) -> DataFra
     Delta table at its latest version now, whatever another writer commits later."""
     if tag.files is None:
         kind = "delta" if is_delta(tag.path) else "parquet"
-        reader = lake.spark.read.format(kind)
-        if kind == "delta":  # one snapshot for the join and every count, while another writer may commit
-            reader = reader.option("versionAsOf", delta_version(tag.path))
         try:
+            reader = lake.spark.read.format(kind)
+            version = delta_version(tag.path) if kind == "delta" else None
+            if version is not None:  # one snapshot for the join and every count, while another writer may commit
+                reader = reader.option("versionAsOf", version)
             df = reader.load(engine_path(table_path(tag.path)))
             found = spark_columns(df.schema)
         except Exception as err:  # noqa: BLE001 - engines raise different types for an unreadable table

@@ -19,6 +19,7 @@ from conftest import REPO
 from lake_checks import assert_same_tables
 
 from laion_spark.ingest import JoinInputError, job, join_tags, plan_join
+from laion_spark.ingest import tags as tags_module
 from laion_spark.ingest.params import JoinTags
 from laion_spark.lake.collections import JOINED_SCHEMA, raw_schema
 from laion_spark.lake.layout import COLLECTIONS
@@ -436,6 +437,20 @@ def test_delta_aesthetic_tags_give_the_chosen_heads_scores_for_the_collection(sa
     )
     assert {r["aesthetic"] for r in joined_rows(tmp_path / "lake", "laion2B-en")} == {6.0}
     assert summary.metrics["aesthetic_tag_rows"] == table.num_rows
+
+
+def test_a_delta_tag_table_whose_log_cannot_be_listed_is_one_error_naming_it(sail, tmp_path, en, monkeypatch):
+    metadata, table = en
+    tags = scored_tags(sail, tmp_path / "lake", row_hashes(table))
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(tags_module, "delta_version", unreadable)
+    with pytest.raises(JoinInputError, match=r"aesthetic tags .*aesthetic_tags: cannot read it as a delta table"):
+        join_tags(
+            sail, JoinTags(metadata=metadata, collection="laion2B-en", lake=tmp_path / "lake", aesthetic_tags=tags)
+        )
 
 
 def test_a_delta_tag_table_is_read_at_one_version_while_another_writer_commits(sail, tmp_path, en, monkeypatch):
