@@ -29,7 +29,7 @@ from ..lake.tables import read_table, write_table
 from .metadata import MetadataInput, count_hash_mismatches, inspect_metadata, read_metadata
 from .params import JOINED_TABLE, JoinTags
 from .sources import JoinInputError
-from .tags import TAGS, TagInput, TagSpec, combine_tags, inspect_tag_table, read_tag_table, tag_counts, tag_values
+from .tags import TAGS, TagInput, TagSpec, combine_tags, inspect_tag_table, read_tag_table, tag_counts
 
 if TYPE_CHECKING:
     from ..engine.session import LakeSession
@@ -138,7 +138,7 @@ def joined_rows(lake: LakeSession, plan: JoinPlan, combined: DataFrame | None) -
         # Every hash of the copy is non-null: the filter is for Sail's planner, which builds the join's hash table
         # from the input it estimates smaller and so takes the (filtered) tags, not the metadata, whose URLs and
         # captions it would hold in memory (8M rows: 3.0 GB peak instead of 1.8 GB).
-        values = tag_values(combined).where(F.col("hash").isNotNull())
+        values = combined.where(F.col("hash").isNotNull())
         joined = joined.drop(*[c for c in values.columns if c != "hash"]).join(values, on="hash", how="left")
     present = set(joined.columns)
     return joined.select(

@@ -19,13 +19,12 @@ from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import first_line
 from ..lake.columns import spark_columns
-from ..lake.finite import finite, non_finite
+from ..lake.finite import finite, finite_or_null, non_finite
 from ..lake.layout import table_path
 from ..lake.tables import delta_version, is_delta
 from ..paths import engine_path
@@ -113,31 +112,21 @@ def _is_partitioned(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_dir() and "=" in p.name for p in folder.iterdir())
 
 
-#: What :func:`combine_tags` holds for a tag whose table has the hash but no finite value for it (only nulls, NaN
-#: or infinities): a number below every float32, where null means that the table has no row with the hash. The
-#: marker is ``-inf`` as a double, and a group of markers alone may come out of ``max`` as float64's lowest finite
-#: number instead (Sail 0.7.2 starts its grouped ``max`` there): both are below :data:`_FLOAT32_LOWEST`, and every
-#: tag value is a float32. :func:`tag_values` makes them null.
-NO_FINITE_VALUE = float("-inf")
-_FLOAT32_LOWEST = float(np.finfo(np.float32).min)
-
-
 def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
-    """One row per non-null hash of ``frames`` (each from :func:`read_tag_table`): per tag (a double), its table's
-    largest finite value for the hash, :data:`NO_FINITE_VALUE` when the table has the hash but no finite value,
-    null when it lacks the hash.
+    """One row per non-null hash of ``frames`` (each from :func:`read_tag_table`): ``hash`` and, per tag (a float),
+    its table's largest finite value for the hash, null when the table has no finite value for it or lacks it.
 
     All tag tables are deduplicated in one aggregation, so the metadata is joined (shuffled) once, whatever the
-    number of tag tables; rows whose hash is null leave here. Each table's distinct hashes are its column's
-    non-null values, so one copy of this frame gives the join its values (:func:`tag_values`) and the run summary
-    its counts (:func:`tag_counts`) without deduplicating twice.
+    number of tag tables; rows whose hash is null leave here. The frame is what the join adds to a metadata row,
+    and a table's distinct hashes are its column's non-null values here plus the hashes it has no finite value for
+    (:func:`tag_counts`), so one copy of it serves both without deduplicating twice.
     """
     specs = [spec for spec, _ in frames]
     parts = [
         df.where(F.col("hash").isNotNull()).select(
             "hash",
             *[
-                (_value_or_marker(F.col(s.column)) if s is spec else F.lit(None).cast("double")).alias(s.column)
+                (finite_or_null(F.col(s.column)) if s is spec else F.lit(None).cast("float")).alias(s.column)
                 for s in specs
             ],
         )
@@ -147,42 +136,35 @@ def combine_tags(frames: Sequence[tuple[TagSpec, DataFrame]]) -> DataFrame:
     return rows.groupBy("hash").agg(*[F.max(s.column).alias(s.column) for s in specs])
 
 
-def tag_values(combined: DataFrame) -> DataFrame:
-    """``combined`` (from :func:`combine_tags`) as the join adds it to a metadata row: ``hash`` and each tag's
-    value as a float, null where ``combined`` has no value or the :data:`NO_FINITE_VALUE` marker."""
-    return combined.select(
-        "hash",
-        *[
-            F.when(F.col(c) >= F.lit(_FLOAT32_LOWEST), F.col(c)).cast("float").alias(c)
-            for c in combined.columns
-            if c != "hash"
-        ],
-    )
-
-
-def _value_or_marker(value: Column) -> Column:
-    """``value`` as a double when finite, else :data:`NO_FINITE_VALUE` (below every value, so ``max`` prefers a
-    value)."""
-    return F.when(finite(value), value.cast("double")).otherwise(F.lit(NO_FINITE_VALUE))
-
-
 def tag_counts(spec: TagSpec, df: DataFrame, combined: DataFrame) -> dict[str, int]:
     """Counts of one tag table (``df``, from :func:`read_tag_table`; ``combined``, :func:`combine_tags` of it and
     the other tables): rows read, rows dropped for a null hash, duplicate rows dropped (rows = distinct hashes kept
     + both drops), and values dropped for being NaN or infinite (of rows with a hash), as ``<tag>_tag_rows``,
     ``<tag>_null_hash_dropped``, ``<tag>_duplicates_dropped`` and ``<tag>_non_finite_dropped``.
 
-    Two aggregates with no distinct count: one over the table, and the non-null values of its column in
-    ``combined`` (the distinct hashes kept).
+    No distinct count over the table: the distinct hashes kept are the non-null values of its column in
+    ``combined``, plus, only when the table has rows with a hash but no finite value (null, NaN or infinite;
+    the benchmark's tables have none), the hashes of those rows that have no value in ``combined``.
     """
     has_hash = F.col("hash").isNotNull()
+    value = F.col(spec.column)
     row = df.agg(
         F.count(F.lit(1)),
         F.count(F.when(~has_hash, 1)),
-        F.count(F.when(has_hash & non_finite(F.col(spec.column)), 1)),
+        F.count(F.when(has_hash & non_finite(value), 1)),
+        F.count(F.when(has_hash & ~finite(value), 1)),
     ).collect()[0]
-    rows, null_hash, non_finite_values = (int(v or 0) for v in row)
+    rows, null_hash, non_finite_values, valueless = (int(v or 0) for v in row)
     kept = int(combined.agg(F.count(spec.column)).collect()[0][0] or 0)
+    if valueless:
+        without_value = combined.where(value.isNull()).select("hash")
+        kept += (
+            df.where(has_hash & ~finite(value))
+            .select("hash")
+            .distinct()
+            .join(without_value, "hash", "left_semi")
+            .count()
+        )
     return {
         f"{spec.name}_tag_rows": rows,
         f"{spec.name}_null_hash_dropped": null_hash,

@@ -35,6 +35,11 @@ def non_finite(column: Column) -> Column:
     return column.isNotNull() & ~finite(column)
 
 
+def finite_or_null(column: Column) -> Column:
+    """The value when finite, else null (what a job reads as "no value")."""
+    return F.when(finite(column), column)
+
+
 def finite_or_nan(values: np.ndarray) -> np.ndarray:
     """``values`` as floats with every non-finite value NaN (drawn, sorted and compared as "no value")."""
     values = np.asarray(values, dtype=np.float64)
