@@ -148,23 +148,18 @@ def tag_counts(spec: TagSpec, df: DataFrame, combined: DataFrame) -> dict[str, i
     """
     has_hash = F.col("hash").isNotNull()
     value = F.col(spec.column)
+    no_value = has_hash & ~finite(value)  # null, NaN or infinite: the hash may have no value in ``combined``
     row = df.agg(
         F.count(F.lit(1)),
         F.count(F.when(~has_hash, 1)),
         F.count(F.when(has_hash & non_finite(value), 1)),
-        F.count(F.when(has_hash & ~finite(value), 1)),
+        F.count(F.when(no_value, 1)),
     ).collect()[0]
     rows, null_hash, non_finite_values, valueless = (int(v or 0) for v in row)
     kept = int(combined.agg(F.count(spec.column)).collect()[0][0] or 0)
     if valueless:
         without_value = combined.where(value.isNull()).select("hash")
-        kept += (
-            df.where(has_hash & ~finite(value))
-            .select("hash")
-            .distinct()
-            .join(without_value, "hash", "left_semi")
-            .count()
-        )
+        kept += df.where(no_value).select("hash").distinct().join(without_value, "hash", "left_semi").count()
     return {
         f"{spec.name}_tag_rows": rows,
         f"{spec.name}_null_hash_dropped": null_hash,
