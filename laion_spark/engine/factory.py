@@ -43,8 +43,11 @@ _DELTA_CONF = {
 #: ``join-tags`` 8M rows 8.47-8.66 s (4.5-5.4 s system time) -> 7.15-7.21 s (1.5-1.7 s); ``build-kv`` 20M rows
 #: 3.15-3.64 s -> 2.68-2.83 s; ``score-embeddings`` 4M rows 4.40-4.44 s -> 4.09-4.14 s. A warm, long-lived session
 #: reuses its pages and loses a little instead (``build_kv`` 20M in-process 1.57 s -> 1.65-1.70 s; the join the same):
-#: set ``MIMALLOC_ALLOW_THP=1`` there.
-SAIL_ENV = {"RUST_LOG": "error", "MIMALLOC_ALLOW_THP": "0"}
+#: set ``MIMALLOC_ALLOW_THP=1`` there. ``SAIL_SPARK__SESSION_TIMEOUT_SECS``: the in-process server serves this process
+#: alone, so its session must live as long as the process; Sail's default drops a session idle for 900 s, and the next
+#: query fails with "session ... is not running" (a UMAP fit on the driver, or a long pause between stages, idles that
+#: long). 365 days; a running query is never idle (Sail sends heartbeats), and the value must stay finite (u64::MAX hangs).
+SAIL_ENV = {"RUST_LOG": "error", "MIMALLOC_ALLOW_THP": "0", "SAIL_SPARK__SESSION_TIMEOUT_SECS": str(365 * 24 * 3600)}
 
 
 def open_session(

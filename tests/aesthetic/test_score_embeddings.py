@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import run_cli
 from lake_checks import assert_same_tables
 from torch import nn
 from typer.testing import CliRunner
@@ -276,7 +275,8 @@ def test_run_summary_is_recorded_in_runs_table(sail: LakeSession, tmp_path: Path
     assert (recorded["rows_scored"], recorded["rows_rejected"]) == (89, 1)
 
 
-def test_resume_after_sigkill_scores_each_shard_once(tmp_path: Path, head_file: Path) -> None:
+def test_resume_after_sigkill_scores_each_shard_once(cli_on_sail: None, tmp_path: Path, head_file: Path) -> None:
+    """The killed run is a fresh process; its rerun goes through the CLI in this one, on the shared session."""
     sizes = [1500] * 8
     shards = make_shards(tmp_path / COLLECTION, sizes)
     lake = tmp_path / "lake"
@@ -295,7 +295,8 @@ def test_resume_after_sigkill_scores_each_shard_once(tmp_path: Path, head_file: 
     committed = read_delta(lake / TAGS_TABLE)["shard"].nunique()
     assert 1 <= committed < len(sizes), "the kill should land between the first and the last commit"
 
-    rerun = run_cli(*args)
+    rerun = CliRunner().invoke(app, args)
+    assert rerun.exit_code == 0, rerun.output
     tags = read_delta(lake / TAGS_TABLE)
     assert tags.groupby("shard").size().to_dict() == dict(enumerate(sizes))
     assert not tags.duplicated(["shard", "hash"]).any()

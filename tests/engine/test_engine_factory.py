@@ -152,3 +152,50 @@ def test_sails_allocator_asks_for_no_transparent_huge_pages_unless_the_user_says
     assert users_choice["env"] == "1"
     if "[never]" not in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text():
         assert users_choice["advised"] > 0, "mimalloc advised no huge pages: the check above proves nothing here"
+
+
+_IDLE_SESSION = """
+import json, os, sys, time
+from laion_spark.engine import open_session
+lake = open_session("sail")
+lake.spark.range(3).count()
+time.sleep(float(sys.argv[1]))
+try:
+    after = lake.spark.range(3).count()
+except Exception as error:
+    after = str(error).splitlines()[0]
+print(json.dumps({"env": os.environ.get("SAIL_SPARK__SESSION_TIMEOUT_SECS"), "after_idle": after}))
+"""
+
+
+def _idle_sessions(idle_s: float, *envs: dict[str, str]) -> list[dict[str, object]]:
+    """Fresh processes, one per environment and side by side, whose Sail session idles ``idle_s`` between two queries:
+    the timeout as the engine saw it, and the second query's row count, or its error's first line."""
+    base = {k: v for k, v in os.environ.items() if k not in SAIL_ENV}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _IDLE_SESSION, str(idle_s)],
+            env={**base, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for env in envs
+    ]
+    seen = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        seen.append(json.loads(out.splitlines()[-1]))
+    return seen
+
+
+def test_the_in_process_session_outlives_any_idle_pause_unless_the_user_sets_a_timeout():
+    """Sail drops a session idle for its ``spark.session_timeout_secs`` (900 s by default): a driver-side UMAP fit or a
+    quarter hour between stages would lose the embedded session. The factory sets a year; a user's value wins, and a
+    short one shows the variable is the knob Sail reads (were it renamed, the session below would survive)."""
+    ours, users_choice = _idle_sessions(3, {}, {"SAIL_SPARK__SESSION_TIMEOUT_SECS": "1"})
+    assert ours == {"env": SAIL_ENV["SAIL_SPARK__SESSION_TIMEOUT_SECS"], "after_idle": 3}
+    assert int(ours["env"]) >= 365 * 24 * 3600
+    assert users_choice["env"] == "1"
+    assert "is not running" in str(users_choice["after_idle"])

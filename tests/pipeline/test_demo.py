@@ -14,6 +14,9 @@ from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.pipeline.demo import choose_head, run_demo
 
 ROWS = 400
+#: The whole demo, again beside the fast tier's reference run (tests/pipeline_runs.py): 86-101 s on the 2-core VM,
+#: most of it numba compiling umap-learn's NN-descent (paid by the first UMAP fit in a process).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

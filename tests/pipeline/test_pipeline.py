@@ -48,6 +48,7 @@ def test_a_rerun_skips_every_complete_stage_and_writes_no_table(sail, reference_
     assert after == {**before, "pipeline_stages": before["pipeline_stages"]}
 
 
+@pytest.mark.slow  # two whole pipeline runs from an empty root: 12-14 s on the 2-core VM
 def test_a_changed_parameter_reruns_its_stage_and_the_stages_reading_its_outputs(sail, sample, tmp_path) -> None:
     config = load_pipeline_config(rooted(tmp_path, sample))
     run_pipeline(sail, config, echo=lambda line: None)
