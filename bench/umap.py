@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.umap [--rows 100000] [--fit-rows 10000] [--epochs 200]
                                    [--overhead-rows 20000] [--repeat 3] [--queries 5000] [--out bench-out/umap]
+                                   [--small-rows 3000]
 
 Input: ``--rows`` captions ``bench caption <i>`` whose embeddings (computed in the Spark tasks by
 :func:`caption_points`, 256-d) lie near 40 random 3-d sheets, so neighbourhoods are real; the job
@@ -17,6 +18,12 @@ projects them to 64-d (seeded Gaussian random projection) like CLIP text.
    (sklearn's own function needs the n x n distance matrix: 80 GB for 100k points); the estimator is
    checked against sklearn on a small input first.
 
+3. small samples, below umap-learn's exact threshold (4,096 rows), where the job gives it every distance
+   from scikit-learn (``metric="precomputed"``): (a) a fresh interpreter's first fit of 400 rows, numba's
+   compile included, with NN-descent (the job's path before 2026-12-07) vs exact; (b) ``--small-rows`` rows,
+   warmed, umap-learn direct (its own exact path: a Python callable per pair) vs the job's step, with
+   scikit-learn's trustworthiness of each.
+
 umap-learn runs single-threaded here: with a ``random_state`` it ignores ``n_jobs`` (the job seeds it).
 """
 
@@ -24,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -122,7 +131,7 @@ def check_estimator(rows: int = 2000) -> tuple[float, float]:
     from sklearn.manifold import trustworthiness
 
     x = features(np.arange(rows))
-    keywords = UmapLearnBackend().options(UmapParams(_NEIGHBORS, 50, 20, _SEED), rows).constructor
+    keywords = UmapLearnBackend(exact_below=0).options(UmapParams(_NEIGHBORS, 50, 20, _SEED), rows).constructor
     y = umap.UMAP(**keywords).fit_transform(x)
     return trustworthiness(x, y, n_neighbors=10), trustworthiness_sampled(x, y, 10, np.arange(rows))
 
@@ -151,6 +160,42 @@ def overhead(rows: int, epochs: int, repeat: int) -> tuple[float, float]:
             run()
             best[slot] = min(best[slot], time.perf_counter() - started)
     return best[0], best[1]
+
+
+_FIRST_FIT = """
+import sys, time
+import numpy as np
+from laion_spark.umap import UmapLearnBackend, UmapParams
+x = np.random.default_rng(0).normal(size=(400, 64)).astype(np.float32)
+started = time.perf_counter()
+UmapLearnBackend(exact_below=int(sys.argv[1])).fit(x, UmapParams(15, 200, 20, 0))
+print(time.perf_counter() - started)
+"""
+
+
+def first_fit(exact_below: int) -> float:
+    """Seconds of a fresh interpreter's first fit of 400 x 64 rows (numba's compile included)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _FIRST_FIT, str(exact_below)], capture_output=True, text=True, check=True
+    )
+    return float(proc.stdout.split()[-1])
+
+
+def small_sample(rows: int, epochs: int) -> tuple[float, float, float, float]:
+    """``(direct s, ours s, direct trustworthiness, ours trustworthiness)`` on ``rows`` rows, each warmed once."""
+    import umap
+    from sklearn.manifold import trustworthiness
+
+    x = np.ascontiguousarray(features(np.arange(rows)))
+    backend, params = UmapLearnBackend(), UmapParams(_NEIGHBORS, epochs, 20, _SEED)
+    keywords = {**params.common(), "n_jobs": 1}  # umap-learn's own choice of kNN for this size
+    umap.UMAP(**keywords).fit_transform(x[:200])
+    backend.fit(x[:200], params)
+    started = time.perf_counter()
+    direct = umap.UMAP(**keywords).fit_transform(x)
+    direct_s = time.perf_counter() - started
+    layout = backend.fit(x, params)
+    return direct_s, layout.seconds, trustworthiness(x, direct, n_neighbors=10), trustworthiness(x, layout.embedding)
 
 
 def fit_rows_runs(
@@ -203,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs of part 1, best kept (default 3)")
     parser.add_argument("--queries", type=int, default=5_000, help="rows the trustworthiness sum is taken over")
     parser.add_argument("--out", type=Path, default=Path("bench-out/umap"), help="working folder")
+    parser.add_argument("--small-rows", type=int, default=3_000, help="rows of part 3b (default 3,000; < 4,096)")
     args = parser.parse_args(argv)
 
     sklearn_t, sampled_t = check_estimator()
@@ -221,6 +267,13 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"   (trustworthiness k = 10, sum over {args.queries:,} random rows; umap-learn {UmapLearnBackend().version()})"
     )
+    nn_descent_s, exact_s = first_fit(0), first_fit(UmapLearnBackend().exact_below)
+    print("\n3a. first fit in a fresh interpreter, 400 x 64 rows, n_neighbors 15, 200 epochs (numba compile included)")
+    print(f"   NN-descent {nn_descent_s:8.2f} s\n   exact      {exact_s:8.2f} s   ratio {exact_s / nn_descent_s:.3f}x")
+    direct_s, ours_s, direct_t, ours_t = small_sample(args.small_rows, args.epochs)
+    print(f"\n3b. {args.small_rows:,} x {_DIM} rows, n_neighbors {_NEIGHBORS}, {args.epochs} epochs, warmed")
+    print(f"   umap-learn direct  {direct_s:8.2f} s   trustworthiness {direct_t:.4f}")
+    print(f"   the job's step     {ours_s:8.2f} s   trustworthiness {ours_t:.4f}   ratio {ours_s / direct_s:.3f}x")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,18 @@ def reference() -> Path:
     return REFERENCE
 
 
+@pytest.fixture(scope="session")
+def umap_compiled() -> None:
+    """umap-learn's numba functions compiled in this process by a tiny fit (20-70 s on the 2-core VM, paid once per
+    process): a test whose fit would be the first is not charged for what every later fit reuses."""
+    import numpy as np
+
+    from laion_spark.umap import UmapLearnBackend, UmapParams
+
+    rows = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    UmapLearnBackend().fit(rows, UmapParams(n_neighbors=5, n_epochs=5, random_state=0))
+
+
 from cluster import standalone  # noqa: E402, F401 - one standalone Spark cluster per session, for the tests that need one
 from installs import dist  # noqa: E402, F401 - make dist's artefacts, built once
 from pipeline_runs import classic_run, reference_run, sample  # noqa: E402, F401 - fixtures shared by the pipeline and engine tests

@@ -6,6 +6,10 @@ logged and stored with the run. The GPU library is imported only inside the
 backend's methods, so the same (picklable) backend object can travel to Spark
 tasks and import cuML there.
 
+umap-learn specifics: below :data:`~laion_spark.umap.params.EXACT_DISTANCES_BELOW_ROWS` fit rows it is given
+every exact pairwise distance (``metric="precomputed"``) and its model travels with the fit rows, so that it
+transforms new rows by their distances to them (:class:`ExactDistanceModel`); from there on, NN-descent.
+
 cuML specifics (cuML has no float16 input; inputs are float32): RMM is switched
 to managed memory once per process, and from
 :data:`~laion_spark.umap.params.NN_DESCENT_MIN_ROWS` fit rows on the kNN graph is
@@ -23,13 +27,22 @@ import pickle
 import re
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import BackendUnavailableError, UmapError
-from .params import BACKENDS, NN_DESCENT_CLUSTER_ROWS, NN_DESCENT_CLUSTERS, NN_DESCENT_MIN_ROWS, Umap
+from .params import (
+    BACKENDS,
+    DISTANCE_BLOCK,
+    EXACT_DISTANCES_BELOW_ROWS,
+    NN_DESCENT_CLUSTER_ROWS,
+    NN_DESCENT_CLUSTERS,
+    NN_DESCENT_MIN_ROWS,
+    Umap,
+)
 
 _log = logging.getLogger("laion_spark.umap")
 
@@ -58,11 +71,25 @@ class BackendOptions:
 
     constructor: dict[str, Any]
     fit: dict[str, Any] = field(default_factory=dict)
+    #: With ``metric="precomputed"``: the metric of the exact distances the fit is given, else ``None``.
+    distances: str | None = None
 
     def describe(self) -> str:
         """``n_neighbors=10 n_epochs=1000 ... | fit data_on_host=True``, for the log."""
         text = " ".join(f"{k}={v}" for k, v in self.constructor.items())
-        return text + (" | fit " + " ".join(f"{k}={v}" for k, v in self.fit.items()) if self.fit else "")
+        if self.fit:
+            text += " | fit " + " ".join(f"{k}={v}" for k, v in self.fit.items())
+        if self.distances:
+            text += f" | exact {self.distances} distances"
+        return text
+
+    def record(self) -> dict[str, Any]:
+        """The options as stored with the run and beside each model file (``distances`` only when set)."""
+        return {
+            "constructor": self.constructor,
+            "fit": self.fit,
+            **({"distances": self.distances} if self.distances else {}),
+        }
 
 
 @dataclass
@@ -148,17 +175,16 @@ class UmapLearnBackend(Backend):
     #: Seconds between two epoch log lines.
     progress_seconds: float = 10.0
 
+    #: Fit rows below which the fit gets every exact pairwise distance instead of NN-descent's graph.
+    exact_below: int = EXACT_DISTANCES_BELOW_ROWS
+
     def options(self, params: UmapParams, rows: int) -> BackendOptions:
-        # umap-learn runs single-threaded whenever random_state is set (it warns and overrides n_jobs). Below 4,096
-        # rows it would compute every pairwise distance through a Python callable (about a minute for 3,000 rows);
-        # NN-descent, its path for larger inputs, is used at every size instead.
-        return BackendOptions(
-            {
-                **params.common(),
-                "n_jobs": 1 if params.random_state is not None else -1,
-                "force_approximation_algorithm": True,
-            }
-        )
+        # umap-learn runs single-threaded whenever random_state is set (it warns and overrides n_jobs).
+        constructor = {**params.common(), "n_jobs": 1 if params.random_state is not None else -1}
+        if rows < self.exact_below:
+            return BackendOptions({**constructor, "metric": "precomputed"}, distances=params.metric)
+        # NN-descent from exact_below on, also where umap-learn's own switch (4,096 rows) would not yet take it.
+        return BackendOptions({**constructor, "force_approximation_algorithm": True})
 
     def _fit(self, features: np.ndarray, options: BackendOptions, params: UmapParams) -> tuple[Any, np.ndarray]:
         import umap
@@ -171,9 +197,45 @@ class UmapLearnBackend(Backend):
             "ascii": True,
         }
         model = umap.UMAP(**options.constructor, tqdm_kwds=progress)
-        embedding = model.fit_transform(features)
+        if not options.distances:
+            embedding = model.fit_transform(features)
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "using precomputed metric", UserWarning)
+                embedding = model.fit_transform(pairwise_distances(features, features, options.distances))
         model.tqdm_kwds = {"disable": True}  # the log file stays behind: the pickled model transforms quietly
-        return model, embedding
+        fitted = ExactDistanceModel(model, features, options.distances) if options.distances else model
+        return fitted, embedding
+
+
+def pairwise_distances(rows: np.ndarray, fit_rows: np.ndarray, metric: str) -> np.ndarray:
+    """Every distance from ``rows`` to ``fit_rows`` under ``metric`` (scikit-learn's vectorised kernels), float32."""
+    from sklearn.metrics import pairwise_distances as sklearn_pairwise
+
+    return np.asarray(sklearn_pairwise(rows, fit_rows, metric=metric), dtype=np.float32)
+
+
+class ExactDistanceModel:
+    """A umap-learn model fitted on exact distances, with the fit rows: it transforms new rows by their distances to
+    them, :data:`~laion_spark.umap.params.DISTANCE_BLOCK` distances at a time."""
+
+    def __init__(self, model: Any, fit_rows: np.ndarray, metric: str) -> None:
+        # umap-learn keeps the fit's whole distance matrix (64 MiB at 4,095 rows); its transform reads only the
+        # matrix's row count, so the pickled model keeps that and the fit rows instead.
+        model._raw_data = np.empty((len(fit_rows), 0), dtype=np.float32)
+        self.model, self.fit_rows, self.metric = model, fit_rows, metric
+
+    def transform(self, rows: np.ndarray) -> np.ndarray:
+        """2-D coordinates of ``rows`` (float32, the fit's width)."""
+        block = max(1, DISTANCE_BLOCK // len(self.fit_rows))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Transforming new data with precomputed metric", UserWarning)
+            return np.concatenate(
+                [
+                    self.model.transform(pairwise_distances(rows[at : at + block], self.fit_rows, self.metric))
+                    for at in range(0, len(rows), block)
+                ]
+            )
 
 
 _rmm_lock = threading.Lock()

@@ -229,8 +229,7 @@ def _write_manifest(
         "fits": [
             {
                 "n_neighbors": layout.n_neighbors,
-                "constructor": layout.options.constructor,
-                "fit": layout.options.fit,
+                **layout.options.record(),
                 "seconds": round(layout.seconds, 3),
             }
             for layout in layouts

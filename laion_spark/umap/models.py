@@ -84,8 +84,7 @@ def save_models(
             "width": layout.width,
             "fit_rows": fit_rows,
             "backend": {"name": backend.name, "version": backend.version()},
-            "constructor": layout.options.constructor,
-            "fit": layout.options.fit,
+            **layout.options.record(),
         }
         if fs.get_file_info(f"{stem}.pkl").type != pafs.FileType.File:
             _write(fs, f"{stem}.pkl", layout.model)

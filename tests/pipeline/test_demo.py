@@ -14,8 +14,8 @@ from laion_spark.lake.layout import COLLECTIONS
 from laion_spark.pipeline.demo import choose_head, run_demo
 
 ROWS = 400
-#: The whole demo, again beside the fast tier's reference run (tests/pipeline_runs.py): 86-101 s on the 2-core VM,
-#: most of it numba compiling umap-learn's NN-descent (paid by the first UMAP fit in a process).
+#: The whole demo (about 45 s on the 2-core VM), again beside the fast tier's reference run (tests/pipeline_runs.py)
+#: that covers the same stages.
 pytestmark = pytest.mark.slow
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import sys
 import textwrap
 from pathlib import Path
@@ -94,11 +95,68 @@ def read_calls(path: Path) -> list[dict]:
 
 
 def test_umap_learn_gets_the_shared_parameters_and_one_thread_when_seeded():
-    options = UmapLearnBackend().options(PARAMS, rows=1000)
+    options = UmapLearnBackend(exact_below=4096).options(PARAMS, rows=4096)
     assert options.constructor == {**COMMON, "n_jobs": 1, "force_approximation_algorithm": True}
-    assert options.fit == {}
+    assert (options.fit, options.distances) == ({}, None)
+    assert options.record() == {"constructor": options.constructor, "fit": {}}
     unseeded = UmapParams(n_neighbors=30, random_state=None)
     assert UmapLearnBackend().options(unseeded, 10).constructor["n_jobs"] == -1
+
+
+def test_umap_learn_below_its_exact_threshold_gets_every_distance_precomputed():
+    options = UmapLearnBackend(exact_below=4096).options(PARAMS, rows=4095)
+    assert options.constructor == {**COMMON, "n_jobs": 1, "metric": "precomputed"}
+    assert options.distances == "euclidean" and options.record()["distances"] == "euclidean"
+    assert " metric=precomputed " in options.describe()
+    assert options.describe().endswith("n_jobs=1 | exact euclidean distances")
+
+
+def test_an_exact_distance_fit_finds_the_true_neighbours_and_transforms_near_them(umap_compiled, monkeypatch):
+    """The fit's kNN graph is the brute-force one, the pickled model holds the fit rows but not the distance matrix,
+    and a transform in blocks smaller than the rows puts each new row beside the fit rows it is nearest to."""
+    fit_rows, new = clustered(300)
+    params = UmapParams(n_neighbors=10, n_epochs=60, random_state=1)
+    layout = UmapLearnBackend().fit(fit_rows, params)
+    assert layout.options.distances == "euclidean"
+    model = pickle.loads(layout.model)
+    assert model.model._raw_data.shape == (300, 0) and len(layout.model) < 2**20
+    brute = np.argsort(((fit_rows[:, None, :] - fit_rows[None, :, :]) ** 2).sum(-1), axis=1)[:, :10]
+    graph = model.model.graph_.tocsr()
+    assert all(set(brute[i]) - {i} <= set(graph[i].indices) for i in range(300))
+    monkeypatch.setattr(backends_module, "DISTANCE_BLOCK", 300 * 7)  # transformed 7 rows at a time
+    blocks = []
+    transform = model.model.transform
+    monkeypatch.setattr(model.model, "transform", lambda d: (blocks.append(d.shape), transform(d))[1])
+    coords = UmapLearnBackend().transform(model, new)
+    assert blocks == [(7, 300)] * 5 + [(5, 300)]
+    assert_near_their_clusters(coords, layout.embedding)
+
+
+def clustered(rows: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Fit rows and 40 new rows round four far-apart centres, row ``i`` of each in cluster ``i % 4``."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=20.0, size=(4, 16))
+    fit_rows = (centres[np.arange(rows) % 4] + rng.normal(size=(rows, 16))).astype(np.float32)
+    return fit_rows, (centres[np.arange(40) % 4] + rng.normal(size=(40, 16))).astype(np.float32)
+
+
+def assert_near_their_clusters(coords: np.ndarray, embedding: np.ndarray) -> None:
+    """Each transformed row lies nearest the centroid of its cluster's fit rows in the layout."""
+    assert coords.shape == (40, 2) and coords.dtype == np.float32
+    centroids = np.stack([embedding[np.arange(len(embedding)) % 4 == c].mean(0) for c in range(4)])
+    nearest = np.argmin(((coords[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == np.arange(40) % 4).all()
+
+
+@pytest.mark.slow  # the first NN-descent in a process: numba compiles it, 50-75 s on the 2-core VM
+def test_from_the_exact_threshold_on_umap_learn_fits_and_transforms_with_nn_descent():
+    fit_rows, new = clustered(300)
+    backend = UmapLearnBackend(exact_below=100)
+    layout = backend.fit(fit_rows, UmapParams(n_neighbors=10, n_epochs=60, random_state=1))
+    assert layout.options.distances is None and layout.options.constructor["force_approximation_algorithm"]
+    model = pickle.loads(layout.model)
+    assert model._knn_search_index is not None  # NN-descent's index: what its transform queries
+    assert_near_their_clusters(backend.transform(model, new), layout.embedding)
 
 
 def test_cuml_gets_the_same_parameters_with_brute_force_knn_for_small_inputs():

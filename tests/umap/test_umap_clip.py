@@ -21,6 +21,9 @@ from laion_spark.subsets.params import PUBLISHED_COLUMNS
 from laion_spark.umap import build_umap, gaussian_projection
 from laion_spark.umap.params import Umap
 
+#: Their first fit would otherwise pay umap-learn's numba compile (a shared cost: tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("umap_compiled")
+
 TINY = "laion-spark-tiny"
 ROWS_PER_COLLECTION = 700
 

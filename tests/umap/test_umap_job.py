@@ -24,6 +24,9 @@ from laion_spark.subsets.params import PUBLISHED_COLUMNS
 from laion_spark.umap import UmapError, gaussian_projection, layout_sample, select_backend
 from laion_spark.umap.params import Umap, parse_neighbors
 
+#: Their first fit would otherwise pay umap-learn's numba compile (a shared cost: tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("umap_compiled")
+
 LAYOUTS = {"neighbors": (10, 30), "epochs": 60, "negative_sample_rate": 20, "dim": 64, "seed": 3}
 
 
