@@ -197,14 +197,15 @@ class UmapLearnBackend(Backend):
             "ascii": True,
         }
         model = umap.UMAP(**options.constructor, tqdm_kwds=progress)
-        if not options.distances:
-            embedding = model.fit_transform(features)
-        else:
+        fitted: Any = model
+        if options.distances:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "using precomputed metric", UserWarning)
                 embedding = model.fit_transform(pairwise_distances(features, features, options.distances))
+            fitted = ExactDistanceModel(model, features, options.distances)
+        else:
+            embedding = model.fit_transform(features)
         model.tqdm_kwds = {"disable": True}  # the log file stays behind: the pickled model transforms quietly
-        fitted = ExactDistanceModel(model, features, options.distances) if options.distances else model
         return fitted, embedding
 
 

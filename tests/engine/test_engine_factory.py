@@ -134,15 +134,32 @@ print(json.dumps({"env": os.environ.get("MIMALLOC_ALLOW_THP"), "advised": advise
 """
 
 
+def _fresh_sessions(script: str, *envs: dict[str, str], args: tuple[str, ...] = ()) -> list[dict[str, object]]:
+    """``script`` in fresh processes side by side, one per environment (added to this one's, less ``SAIL_ENV``, so
+    the factory sets its values unless an environment does); each one's last line of output as JSON."""
+    base = {k: v for k, v in os.environ.items() if k not in SAIL_ENV}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            env={**base, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for env in envs
+    ]
+    seen = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        seen.append(json.loads(out.splitlines()[-1]))
+    return seen
+
+
 def _huge_page_advice(**env: str) -> dict[str, object]:
     """A fresh process's Sail session: ``MIMALLOC_ALLOW_THP`` as the engine saw it, and how many of its mappings are
     advised ``MADV_HUGEPAGE`` (``hg`` in ``/proc/self/smaps``) after a query."""
-    base = {k: v for k, v in os.environ.items() if k not in SAIL_ENV}
-    proc = subprocess.run(
-        [sys.executable, "-c", _HUGE_PAGE_ADVICE], env={**base, **env}, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.splitlines()[-1])
+    return _fresh_sessions(_HUGE_PAGE_ADVICE, env)[0]
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
@@ -168,33 +185,11 @@ print(json.dumps({"env": os.environ.get("SAIL_SPARK__SESSION_TIMEOUT_SECS"), "af
 """
 
 
-def _idle_sessions(idle_s: float, *envs: dict[str, str]) -> list[dict[str, object]]:
-    """Fresh processes, one per environment and side by side, whose Sail session idles ``idle_s`` between two queries:
-    the timeout as the engine saw it, and the second query's row count, or its error's first line."""
-    base = {k: v for k, v in os.environ.items() if k not in SAIL_ENV}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _IDLE_SESSION, str(idle_s)],
-            env={**base, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for env in envs
-    ]
-    seen = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err[-2000:]
-        seen.append(json.loads(out.splitlines()[-1]))
-    return seen
-
-
 def test_the_in_process_session_outlives_any_idle_pause_unless_the_user_sets_a_timeout():
     """Sail drops a session idle for its ``spark.session_timeout_secs`` (900 s by default): a driver-side UMAP fit or a
     quarter hour between stages would lose the embedded session. The factory sets a year; a user's value wins, and a
     short one shows the variable is the knob Sail reads (were it renamed, the session below would survive)."""
-    ours, users_choice = _idle_sessions(3, {}, {"SAIL_SPARK__SESSION_TIMEOUT_SECS": "1"})
+    ours, users_choice = _fresh_sessions(_IDLE_SESSION, {}, {"SAIL_SPARK__SESSION_TIMEOUT_SECS": "1"}, args=("3",))
     assert ours == {"env": SAIL_ENV["SAIL_SPARK__SESSION_TIMEOUT_SECS"], "after_idle": 3}
     assert int(ours["env"]) >= 365 * 24 * 3600
     assert users_choice["env"] == "1"
