@@ -25,6 +25,8 @@ from laion_spark.pipeline.demo import demo_config
 from laion_spark.sample import generate_sample
 
 ROWS = 300
+#: The classic run's root folder name: a space, a '#' and a non-ASCII letter, as users' paths have them.
+ODD_ROOT = "my lake #1 é"
 #: The planted bad embedding rows: (collection, shard file, row) -> what the row holds.
 BAD_EMBEDDINGS = {("laion2B-en", "img_emb_0000.npy", 3): np.nan, ("laion2B-en", "img_emb_0001.npy", 5): 0.0}
 
@@ -73,8 +75,9 @@ def reference_run(sail, sample, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def classic_run(sample, tmp_path_factory) -> Path:
     """The same pipeline on classic Spark (``--engine local``, ``local[2]``, Delta through delta-spark), in a fresh
-    interpreter (PySpark cannot hold a classic and a Spark Connect session in one process); returns its root."""
-    root = tmp_path_factory.mktemp("classic")
+    interpreter (PySpark cannot hold a classic and a Spark Connect session in one process), at a root named
+    :data:`ODD_ROOT` (alone in its parent folder); returns its root."""
+    root = tmp_path_factory.mktemp("classic") / ODD_ROOT
     run_on_classic_spark(rooted(root, sample))
     return root
 

@@ -67,6 +67,7 @@ def test_profiles_merge_base_engine_and_overrides():
     merged = resolve_conf("local", ["cluster"], {"spark.sql.shuffle.partitions": "3"})
     assert merged["spark.sql.session.timeZone"] == "UTC"  # base profile
     assert merged["spark.ui.enabled"] == "false"  # engine profile
+    assert merged["spark.databricks.delta.snapshotPartitions"] == "8"  # one machine: not Delta's 50 (Engine notes)
     assert merged["spark.sql.files.maxPartitionBytes"] == "256m"  # extra profile
     assert merged["spark.sql.shuffle.partitions"] == "3"  # override wins
 

@@ -47,6 +47,7 @@ def submit_command(cluster, zipped: Path, python: Path, events: Path, ui_port: i
         "--conf", "spark.executor.cores=1",
         "--conf", "spark.executor.memory=1500m",
         "--conf", "spark.cores.max=2",
+        "--conf", "spark.databricks.delta.snapshotPartitions=2",
         "--conf", f"spark.pyspark.python={python}",
         "--conf", "spark.ui.enabled=true",
         "--conf", f"spark.ui.port={ui_port}",

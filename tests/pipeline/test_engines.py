@@ -34,8 +34,10 @@ from laion_spark.engine import delta_coordinate
 from laion_spark.engine.factory import SAIL_ENV
 
 SPARK_HOME = Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
-#: spark-submit's arguments for Delta on classic Spark: the pinned package and delta-spark's session settings.
+#: spark-submit's arguments for one machine with Delta: the local profile (as users pass it), the pinned package and
+#: delta-spark's session settings.
 DELTA_SUBMIT = [
+    "--properties-file", str(REPO / "conf" / "local.conf"),
     "--packages", delta_coordinate(),
     "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
     "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",

@@ -7,12 +7,11 @@ from __future__ import annotations
 import pytest
 from conftest import run_cli
 from lake_checks import assert_same_tables, lake_digests
-from pipeline_runs import rooted, run_on_classic_spark
+from pipeline_runs import ODD_ROOT, rooted
 
 from laion_spark.pipeline import run_pipeline
 from laion_spark.pipeline.config import load_pipeline_config
 
-ODD = "my lake #1 é"
 #: Tables classic Spark writes as Sail does (the ones its own engine tests compare).
 COMPARED = ["joined", "aesthetic_tags", "image_aesthetic_tags", "subset_aesthetics_6plus", "subset_en_5plus"]
 
@@ -25,7 +24,7 @@ def _only_the_root_beside(parent, root) -> None:
 def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_sail_matches_the_reference(
     sail, sample, reference_run, tmp_path
 ) -> None:
-    root = tmp_path / "odd" / ODD
+    root = tmp_path / "odd" / ODD_ROOT
     run_pipeline(sail, load_pipeline_config(rooted(root, sample)), echo=lambda line: None)
     assert lake_digests(root / "lake") == lake_digests(reference_run / "lake")
     for name in ("aesthetic.kv", "watermark_safety.kv"):
@@ -35,12 +34,14 @@ def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_sail_matches_the_refe
 
 
 @pytest.mark.classic
-def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_classic_spark(sample, reference_run, tmp_path) -> None:
-    root = tmp_path / "odd" / ODD
-    run_on_classic_spark(rooted(root, sample))
-    assert_same_tables(root, reference_run, COMPARED)
+def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_classic_spark(classic_run, reference_run) -> None:
+    """The shared classic run (``classic_run``) is the one at the odd root: one classic pipeline run, not two."""
+    assert classic_run.name == ODD_ROOT
+    assert_same_tables(classic_run, reference_run, COMPARED)
     for name in ("aesthetic.kv", "watermark_safety.kv"):
-        assert (root / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes(), name
-    sql = run_cli("sql", "SELECT count(*) AS n FROM joined", "--lake", str(root / "lake"), "--engine", "local", "--csv")
+        assert (classic_run / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes(), name
+    sql = run_cli(
+        "sql", "SELECT count(*) AS n FROM joined", "--lake", str(classic_run / "lake"), "--engine", "local", "--csv"
+    )
     assert sql.stdout.split()[-1] == "900", sql.stdout + sql.stderr
-    _only_the_root_beside(tmp_path / "odd", root)
+    _only_the_root_beside(classic_run.parent, classic_run)
