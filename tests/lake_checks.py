@@ -13,6 +13,8 @@ from deltalake import DeltaTable
 
 #: Tables every run appends to (their rows differ between runs by design).
 BOOKKEEPING = ("runs", "pipeline_stages")
+#: The KV files the test pipeline builds under its root's ``kv/``.
+KV_FILES = ("aesthetic.kv", "watermark_safety.kv")
 
 
 def read_any(path: Path) -> pa.Table:
@@ -71,3 +73,15 @@ def assert_same_tables(root: Path, reference: Path, names: Iterable[str]) -> Non
         assert digest(ours, [c for c in ours.column_names if c not in skip]) == digest(
             theirs, [c for c in theirs.column_names if c not in skip]
         ), name
+
+
+def assert_same_kv_files(root: Path, reference: Path) -> None:
+    """The :data:`KV_FILES` of the runs under ``root`` and ``reference`` are the same bytes."""
+    for name in KV_FILES:
+        assert (root / "kv" / name).read_bytes() == (reference / "kv" / name).read_bytes(), name
+
+
+def assert_same_run(root: Path, reference: Path) -> None:
+    """The runs under ``root`` and ``reference`` wrote the same lake (:func:`lake_digests`) and KV files."""
+    assert lake_digests(root / "lake") == lake_digests(reference / "lake")
+    assert_same_kv_files(root, reference)

@@ -26,7 +26,7 @@ import pytest
 from cluster import EventLog, free_port, get_json, kill_executor, ran_python
 from conftest import REPO
 from installs import clean_env, deps_venv
-from pipeline.test_engines import assert_same_tables
+from lake_checks import assert_same_run
 from pipeline_runs import rooted
 
 from laion_spark.engine import delta_coordinate
@@ -141,7 +141,7 @@ def test_the_whole_pipeline_on_a_standalone_cluster_loses_an_executor_and_nothin
     took = time.monotonic() - started
     assert proc.returncode == 0, "".join(watch.lines)[-3000:] + (tmp_path / "driver.log").read_text()[-3000:]
     assert "report" in "".join(watch.lines).split("pipeline over")[1]
-    assert_same_tables(tmp_path / "run", reference_run)
+    assert_same_run(tmp_path / "run", reference_run)
 
     log = EventLog.read(events)
     lost = [t for t in log.tasks() if t["Task End Reason"]["Reason"] == "ExecutorLostFailure"]

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from installs import clean_env, deps_venv
-from lake_checks import lake_digests
+from lake_checks import assert_same_run
 from pipeline_runs import rooted
 
 from laion_spark.engine import delta_coordinate
@@ -42,12 +42,6 @@ DELTA_SUBMIT = [
     "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
     "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
 ]  # fmt: skip
-
-
-def assert_same_tables(root: Path, reference_run: Path) -> None:
-    assert lake_digests(root / "lake") == lake_digests(reference_run / "lake")
-    for name in ("aesthetic.kv", "watermark_safety.kv"):
-        assert (root / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes(), name
 
 
 def run_pipeline_cli(config: Path, *engine: str, env: dict[str, str] | None = None) -> str:
@@ -105,7 +99,7 @@ def test_spark_submit_runs_jobs_pipeline_with_the_package_from_make_dist(sample,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "report" in proc.stdout.split("pipeline over")[1]
-    assert_same_tables(tmp_path / "run", reference_run)
+    assert_same_run(tmp_path / "run", reference_run)
 
 
 @pytest.mark.slow
@@ -114,7 +108,7 @@ def test_remote_engine_against_sails_own_spark_connect_server(sample, reference_
     command = [str(Path(sys.executable).parent / "sail"), "spark", "server", "--port", str(port)]
     with server(command, port, clean_env(**SAIL_ENV), tmp_path / "sail.log") as url:
         run_pipeline_cli(rooted(tmp_path / "run", sample), "--engine", "remote", "--remote", url)
-    assert_same_tables(tmp_path / "run", reference_run)
+    assert_same_run(tmp_path / "run", reference_run)
 
 
 @pytest.mark.classic
@@ -134,10 +128,10 @@ def test_remote_engine_against_classic_sparks_connect_server(sample, reference_r
     env = clean_env(PYSPARK_PYTHON=sys.executable, SPARK_HOME=str(SPARK_HOME), PYTHONPATH=str(REPO))
     with server(command, port, env, tmp_path / "connect.log") as url:
         run_pipeline_cli(rooted(tmp_path / "run", sample), "--engine", "remote", "--remote", url, env=env)
-    assert_same_tables(tmp_path / "run", reference_run)
+    assert_same_run(tmp_path / "run", reference_run)
 
 
 @pytest.mark.slow
 def test_sail_in_local_cluster_mode_gives_the_same_tables(sample, reference_run, tmp_path) -> None:
     run_pipeline_cli(rooted(tmp_path / "run", sample), env=clean_env(SAIL_MODE="local-cluster"))
-    assert_same_tables(tmp_path / "run", reference_run)
+    assert_same_run(tmp_path / "run", reference_run)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import run_cli
-from lake_checks import assert_same_tables, lake_digests
+from lake_checks import assert_same_kv_files, assert_same_run, assert_same_tables
 from pipeline_runs import ODD_ROOT, rooted
 
 from laion_spark.pipeline import run_pipeline
@@ -26,9 +26,7 @@ def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_sail_matches_the_refe
 ) -> None:
     root = tmp_path / "odd" / ODD_ROOT
     run_pipeline(sail, load_pipeline_config(rooted(root, sample)), echo=lambda line: None)
-    assert lake_digests(root / "lake") == lake_digests(reference_run / "lake")
-    for name in ("aesthetic.kv", "watermark_safety.kv"):
-        assert (root / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes(), name
+    assert_same_run(root, reference_run)
     assert (root / "report" / "index.html").is_file()
     _only_the_root_beside(tmp_path / "odd", root)
 
@@ -38,8 +36,7 @@ def test_the_pipeline_at_a_root_with_a_space_and_a_hash_on_classic_spark(classic
     """The shared classic run (``classic_run``) is the one at the odd root: one classic pipeline run, not two."""
     assert classic_run.name == ODD_ROOT
     assert_same_tables(classic_run, reference_run, COMPARED)
-    for name in ("aesthetic.kv", "watermark_safety.kv"):
-        assert (classic_run / "kv" / name).read_bytes() == (reference_run / "kv" / name).read_bytes(), name
+    assert_same_kv_files(classic_run, reference_run)
     sql = run_cli(
         "sql", "SELECT count(*) AS n FROM joined", "--lake", str(classic_run / "lake"), "--engine", "local", "--csv"
     )
