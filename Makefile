@@ -14,10 +14,16 @@ DEMO_HEAD ?= $(wildcard ../shared/reference/laion-aesthetic-predictor/sa_0_4_vit
 
 venv: $(VENV)/.installed
 
+# pip compiles a wheel's modules when it installs them; an editable install leaves laion_spark (and bench) as sources,
+# and where PYTHONDONTWRITEBYTECODE is set (many CI images, this project's machines) every command would compile them
+# again: 0.07 s of each (join-tags of 20,000 rows, 8 runs each: median 1.245 -> 1.17 s). Python checks each .pyc
+# against its source, so an edited module is compiled afresh as without them.
+
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m compileall -q laion_spark bench
 	touch $@
 
 demo: venv

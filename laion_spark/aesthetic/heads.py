@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import os
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numba
 import numpy as np
 
 from ..errors import InputError
 from .params import HEADS, head_name
-
-if TYPE_CHECKING:
-    import torch
-
+from .state_dict import read_state_dict
 
 _MODEL_BY_DIM = {768: "ViT-L-14", 512: "ViT-B-32", 1024: "ViT-H-14"}
 _V2_LAYERS = (0, 2, 4, 6, 7)
@@ -130,15 +128,17 @@ def _score_half(bits: np.ndarray, table: np.ndarray, weight: np.ndarray, bias: f
     return scores
 
 
-def head_from_state_dict(state: dict[str, torch.Tensor], *, name: str, model: str | None = None) -> Head:
-    """Build a :class:`Head` from a v1 (``weight``/``bias``) or v2 (``layers.N.*``) state dict."""
+def head_from_state_dict(state: Mapping[str, Any], *, name: str, model: str | None = None) -> Head:
+    """Build a :class:`Head` from a v1 (``weight``/``bias``) or v2 (``layers.N.*``) state dict of torch tensors or
+    float numpy arrays (:func:`~laion_spark.aesthetic.state_dict.read_state_dict`); raises :class:`HeadFormatError`."""
     if set(state) == {"weight", "bias"}:
         keys = [("weight", "bias")]
     elif all(f"layers.{i}.weight" in state and f"layers.{i}.bias" in state for i in _V2_LAYERS):
         keys = [(f"layers.{i}.weight", f"layers.{i}.bias") for i in _V2_LAYERS]
     else:
         raise HeadFormatError(
-            f"head {name}: expected keys weight/bias (v1) or layers.{{0,2,4,6,7}}.weight/bias (v2), got {sorted(state)}"
+            f"head {name}: expected keys weight/bias (v1) or layers.{{0,2,4,6,7}}.weight/bias (v2), "
+            f"got {sorted(map(str, state))}"
         )
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
@@ -161,8 +161,10 @@ def head_from_state_dict(state: dict[str, torch.Tensor], *, name: str, model: st
     )
 
 
-def _layer_array(state: dict[str, torch.Tensor], key: str, name: str) -> np.ndarray:
+def _layer_array(state: Mapping[str, Any], key: str, name: str) -> np.ndarray:
     value = state[key]
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return value.astype(np.float64)
     if not hasattr(value, "detach"):
         raise HeadFormatError(f"head {name}: {key} is a {type(value).__name__}, expected a tensor")
     return value.detach().double().cpu().numpy()
@@ -173,9 +175,22 @@ def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
 
     A file named like a published head (``sa_0_4_vit_l_14_linear.pth`` ...)
     takes that head's name (``laion-v1-l14``); any other file is named by its stem.
+    A file in ``torch.save``'s zip format is read without importing torch
+    (:func:`~laion_spark.aesthetic.state_dict.read_state_dict`), any other with
+    ``torch.load(weights_only=True)``.
+
+    Raises :class:`HeadNotFoundError` and :class:`HeadFormatError`.
     """
     path = resolve_head(name_or_path, download=download)
     spec = HEADS.get(head_name(str(name_or_path) if str(name_or_path) in HEADS else path.name))
+    state = read_state_dict(path)
+    if state is None:  # not torch's zip format of float tensors: torch reads it, or says why not
+        state = _torch_load(path)
+    return head_from_state_dict(state, name=spec.name if spec else path.stem, model=spec.model if spec else None)
+
+
+def _torch_load(path: Path) -> Mapping[str, Any]:
+    """The state dict at ``path`` as ``torch.load(weights_only=True)`` reads it; raises :class:`HeadFormatError`."""
     import torch
 
     try:
@@ -184,7 +199,7 @@ def load_head(name_or_path: str | Path, *, download: bool = True) -> Head:
         raise HeadFormatError(f"{path}: not a readable torch state dict ({err})") from err
     if not isinstance(state, dict):
         raise HeadFormatError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return head_from_state_dict(state, name=spec.name if spec else path.stem, model=spec.model if spec else None)
+    return state
 
 
 def save_linear_head(path: str | Path, weight: np.ndarray, bias: float) -> Path:
