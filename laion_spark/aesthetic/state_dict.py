@@ -42,11 +42,11 @@ def read_state_dict(path: str | Path) -> dict[str, Any] | None:
     cannot be read): load it with torch then. Raises nothing."""
     try:
         with zipfile.ZipFile(path) as archive:
-            pickles = [name for name in archive.namelist() if name.count("/") == 1 and name.endswith("/data.pkl")]
+            names = set(archive.namelist())
+            pickles = [name for name in names if name.count("/") == 1 and name.endswith("/data.pkl")]
             if len(pickles) != 1:
                 return None
             folder = pickles[0].rsplit("/", 1)[0]
-            names = set(archive.namelist())
             order = archive.read(f"{folder}/byteorder").decode() if f"{folder}/byteorder" in names else "little"
             if order not in ("little", "big"):
                 return None
@@ -60,11 +60,13 @@ def read_state_dict(path: str | Path) -> dict[str, Any] | None:
 
 
 class _Unpickler(pickle.Unpickler):
-    """Unpickles a state dict, taking each storage from ``archive``'s ``<folder>/data/<key>``."""
+    """Unpickles a state dict, taking each storage from ``archive``'s ``<folder>/data/<key>`` once, however many
+    tensors view it."""
 
     def __init__(self, file: Any, archive: zipfile.ZipFile, folder: str, byte_order: str) -> None:
         super().__init__(file)
         self._archive, self._folder, self._byte_order = archive, folder, byte_order
+        self._storages: dict[str, np.ndarray] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("collections", "OrderedDict"):
@@ -79,6 +81,12 @@ class _Unpickler(pickle.Unpickler):
         kind, storage_type, key, _location, numel = pid  # the device does not matter: the bytes are read
         if kind != "storage" or not isinstance(storage_type, _StorageType) or not isinstance(numel, int):
             raise _NotRead(repr(pid))
+        if key not in self._storages:
+            self._storages[key] = self._read_storage(storage_type, str(key), numel)
+        return self._storages[key]
+
+    def _read_storage(self, storage_type: _StorageType, key: str, numel: int) -> np.ndarray:
+        """Storage ``key``'s ``numel`` values in native byte order (bfloat16 widened to float32)."""
         dtype = _STORAGE_DTYPES[storage_type].newbyteorder(self._byte_order)
         data = self._archive.read(f"{self._folder}/data/{key}")
         if len(data) != numel * dtype.itemsize:
