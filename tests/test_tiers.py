@@ -1,4 +1,5 @@
-"""The tiers' markers are the ones pyproject.toml registers, and the budget check fails an unmarked slow test."""
+"""The tiers' markers are the ones pyproject.toml registers, and the budget check fails the fast tier for an
+unmarked slow test (the full run lists it)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,13 @@ def test_every_tier_marker_is_registered_and_nothing_else() -> None:
     assert sorted(registered) == sorted(TIER_MARKERS)
 
 
-def test_an_unmarked_test_over_the_budget_fails_the_run_and_a_marked_one_does_not(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("args", "passed", "ret"),
+    [(["--fast"], 2, pytest.ExitCode.TESTS_FAILED), ([], 3, pytest.ExitCode.OK)],
+    ids=["fast-tier-fails", "full-run-lists"],
+)
+def test_an_unmarked_test_over_the_budget_is_listed_and_fails_the_fast_tier_and_a_marked_one_is_not(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str], passed: int, ret: pytest.ExitCode
 ) -> None:
     pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
     monkeypatch.setenv("LAION_SPARK_TEST_BUDGET_S", "0.2")
@@ -41,9 +47,9 @@ def test_an_unmarked_test_over_the_budget_fails_the_run_and_a_marked_one_does_no
             time.sleep(0.3)
         """
     )
-    result = pytester.runpytest("-p", "tiers")
-    result.assert_outcomes(passed=3)
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result = pytester.runpytest("-p", "tiers", *args)
+    result.assert_outcomes(passed=passed, deselected=3 - passed)
+    assert result.ret == ret
     over = result.stdout.str().split("over the fast tier's budget")[1]
     assert "test_unmarked_and_slow" in over and "test_quick" not in over and "test_marked_and_slow" not in over
 

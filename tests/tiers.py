@@ -5,10 +5,12 @@ long loops), ``classic`` (a JVM), ``browser`` (headless Chromium), ``dist`` (bui
 ``gpu`` (a CUDA device). ``make test`` (``pytest --fast``) runs the tests with none of them; ``make test-all``
 runs everything. ``-m "not classic"`` and the like work as usual.
 
-An unmarked test whose own time is over :data:`BUDGET_S` fails the run: its setup, call and teardown,
-less the setup of fixtures it shares with other tests (session-, package-, module- or class-scoped: their
-cost is paid once and listed apart in the summary, so the first test to use one is not charged for it).
-``LAION_SPARK_TEST_BUDGET_S`` changes the budget (for a machine much slower than the 2-core one it was set on).
+An unmarked test whose own time is over :data:`BUDGET_S` fails the fast tier's run: its setup, call and
+teardown, less the setup of fixtures it shares with other tests (session-, package-, module- or class-scoped:
+their cost is paid once and listed apart in the summary, so the first test to use one is not charged for it).
+The full run (``make test-all``, CI) lists such tests and passes: there a test's time says how fast the machine
+is, not whether the tests are right (CI once failed a run of 789 passing tests on a machine 1.4x slower than
+this one). ``LAION_SPARK_TEST_BUDGET_S`` changes the budget.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclass(eq=False)  # a plugin object: hashed by identity
 class TierBudget:
-    """Times each test's own work and the shared fixtures' setup; fails the session for an unmarked test
-    over the budget."""
+    """Times each test's own work and the shared fixtures' setup; lists the unmarked tests over the budget, and
+    fails the fast tier's session for them."""
 
     budget_s: float
     own: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -91,7 +93,8 @@ class TierBudget:
                 terminalreporter.write_line(f"{seconds:8.2f} s  {name}")
         over = self.over_budget()
         if over:
-            terminalreporter.section("unmarked tests over the fast tier's budget", red=True)
+            fast = terminalreporter.config.getoption("fast")
+            terminalreporter.section("unmarked tests over the fast tier's budget", red=fast, yellow=not fast)
             terminalreporter.write_line(
                 f"each took more than {self.budget_s:g} s: make it faster, or mark why it is slow "
                 f"({', '.join(TIER_MARKERS)})"
@@ -100,5 +103,5 @@ class TierBudget:
                 terminalreporter.write_line(f"{seconds:8.2f} s  {node}")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.over_budget() and exitstatus == pytest.ExitCode.OK:
+        if session.config.getoption("fast") and self.over_budget() and exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

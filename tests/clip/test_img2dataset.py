@@ -42,6 +42,11 @@ from laion_spark.clip.params import IMAGE_ERRORS_TABLE, IMAGE_TAGS_TABLE, IMAGE_
 from laion_spark.engine.session import LakeSession
 from laion_spark.lake.tables import write_table
 
+#: img2dataset itself runs, twice, in fresh processes: 25 s (8.7 s of each is its import: torch through webdataset,
+#: wandb, albumentations). The fast tier keeps score-images over tars this suite writes (test_score_images.py) and
+#: img2dataset's listings (test_listing.py).
+pytestmark = pytest.mark.slow
+
 TABLES = (IMAGE_TAGS_TABLE, IMAGE_ERRORS_TABLE, IMAGE_TARS_TABLE)
 
 
