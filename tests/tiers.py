@@ -10,7 +10,7 @@ teardown, less the setup of fixtures it shares with other tests (session-, packa
 their cost is paid once and listed apart in the summary, so the first test to use one is not charged for it).
 The full run (``make test-all``, CI) lists such tests and passes: there a test's time says how fast the machine
 is, not whether the tests are right (CI once failed a run of 789 passing tests on a machine 1.4x slower than
-this one). ``LAION_SPARK_TEST_BUDGET_S`` changes the budget.
+the one the budget was set on). ``LAION_SPARK_TEST_BUDGET_S`` changes the budget.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     budget = float(os.environ.get("LAION_SPARK_TEST_BUDGET_S", BUDGET_S))
-    config.pluginmanager.register(TierBudget(budget), "tier-budget")
+    config.pluginmanager.register(TierBudget(budget, fast=config.getoption("fast")), "tier-budget")
 
 
 @dataclass(eq=False)  # a plugin object: hashed by identity
@@ -48,6 +48,8 @@ class TierBudget:
     fails the fast tier's session for them."""
 
     budget_s: float
+    #: The fast tier's run (``--fast``): marked tests are deselected and an unmarked one over the budget fails it.
+    fast: bool
     own: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     shared: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     marked: set[str] = field(default_factory=set)
@@ -63,7 +65,7 @@ class TierBudget:
             self.shared[f"{fixturedef.argname} ({fixturedef.scope})"] += took
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        if not config.getoption("fast"):
+        if not self.fast:
             return
         slow = [item for item in items if is_marked(item)]
         if slow:
@@ -93,8 +95,7 @@ class TierBudget:
                 terminalreporter.write_line(f"{seconds:8.2f} s  {name}")
         over = self.over_budget()
         if over:
-            fast = terminalreporter.config.getoption("fast")
-            terminalreporter.section("unmarked tests over the fast tier's budget", red=fast, yellow=not fast)
+            terminalreporter.section("unmarked tests over the fast tier's budget", red=self.fast, yellow=not self.fast)
             terminalreporter.write_line(
                 f"each took more than {self.budget_s:g} s: make it faster, or mark why it is slow "
                 f"({', '.join(TIER_MARKERS)})"
@@ -103,5 +104,5 @@ class TierBudget:
                 terminalreporter.write_line(f"{seconds:8.2f} s  {node}")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if session.config.getoption("fast") and self.over_budget() and exitstatus == pytest.ExitCode.OK:
+        if self.fast and self.over_budget() and exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
