@@ -9,8 +9,8 @@ rest is transformed in Spark tasks that load the fitted models from the lake).
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO
+from installs import clean_env, deps_venv
 
+from laion_spark.engine import delta_coordinate
 from laion_spark.pipeline import run_pipeline
 from laion_spark.pipeline.config import load_pipeline_config
 from laion_spark.pipeline.demo import demo_config
@@ -29,6 +32,15 @@ ROWS = 300
 ODD_ROOT = "my lake #1 é"
 #: The planted bad embedding rows: (collection, shard file, row) -> what the row holds.
 BAD_EMBEDDINGS = {("laion2B-en", "img_emb_0000.npy", 3): np.nan, ("laion2B-en", "img_emb_0001.npy", 5): 0.0}
+SPARK_HOME = Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
+#: spark-submit's arguments for one machine with Delta: the local profile (as users pass it), the pinned package and
+#: delta-spark's session settings.
+DELTA_SUBMIT = [
+    "--properties-file", str(REPO / "conf" / "local.conf"),
+    "--packages", delta_coordinate(),
+    "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+    "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -73,24 +85,33 @@ def reference_run(sail, sample, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def classic_run(sample, tmp_path_factory) -> Path:
-    """The same pipeline on classic Spark (``--engine local``, ``local[2]``, Delta through delta-spark), in a fresh
-    interpreter (PySpark cannot hold a classic and a Spark Connect session in one process), at a root named
-    :data:`ODD_ROOT` (alone in its parent folder); returns its root."""
+def classic_run(sample, dist, tmp_path_factory) -> Path:
+    """The same pipeline on classic Spark as the README's one-machine ``spark-submit`` runs it: ``local[2]``, the
+    one-machine profile, Delta from the pinned coordinate, ``jobs/pipeline.py`` (``--engine active``) with the package
+    from ``make dist``'s zip and a Python that has the dependencies but not laion_spark; at a root named
+    :data:`ODD_ROOT` (alone in its parent folder). Returns its root."""
     root = tmp_path_factory.mktemp("classic") / ODD_ROOT
-    run_on_classic_spark(rooted(root, sample))
+    submit_pipeline(rooted(root, sample), dist[1], tmp_path_factory.mktemp("classic_submit"))
     return root
 
 
-def run_on_classic_spark(config: Path) -> None:
-    """``laion-spark pipeline --config CONFIG --engine local`` on ``local[2]`` in a fresh interpreter; it must pass."""
-    env = {**os.environ, "LAION_SPARK_MASTER": "local[2]"}
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+def submit_pipeline(config: Path, zipped: Path, work: Path) -> None:
+    """``spark-submit --master local[2]`` of ``jobs/pipeline.py --config CONFIG`` with :data:`DELTA_SUBMIT` and
+    ``zipped`` as ``--py-files``, from ``work`` (which also holds the executors' virtualenv); it must pass and run
+    every stage through to the report."""
+    python = deps_venv(work / "venv")  # sees the dependencies, not laion_spark: the zip must provide it
+    env = clean_env(PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python), SPARK_HOME=str(SPARK_HOME))
     proc = subprocess.run(
-        [sys.executable, "-m", "laion_spark", "pipeline", "--config", str(config), "--engine", "local"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-    )
+        [
+            str(Path(sys.executable).parent / "spark-submit"),
+            "--master", "local[2]",
+            *DELTA_SUBMIT,
+            "--conf", "spark.ui.enabled=false",
+            "--py-files", str(zipped),
+            str(REPO / "jobs" / "pipeline.py"),
+            "--config", str(config),
+        ],
+        capture_output=True, text=True, env=env, timeout=1800, cwd=work,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "report" in proc.stdout.split("pipeline over")[1], proc.stdout[-3000:]

@@ -2,7 +2,7 @@
 
 * pyspark's own ``spark-submit`` on ``local[2]`` runs ``jobs/pipeline.py`` (``--engine active``) with the
   package from ``make dist`` (``--py-files``, an interpreter that has no laion_spark of its own) and Delta
-  from the pinned coordinate (``--packages``);
+  from the pinned coordinate (``--packages``): the shared classic run (``pipeline_runs.classic_run``);
 * ``--engine remote`` against a Spark Connect server in its own process: Sail's (``sail spark server``)
   and classic Spark's (its Connect server jar ships in the pyspark wheel; Delta through ``--packages``);
 * Sail in ``local-cluster`` mode (a driver and workers talking over RPC);
@@ -15,7 +15,6 @@ The standalone-cluster run is in ``test_cluster.py``.
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
 import sys
@@ -26,22 +25,11 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from installs import clean_env, deps_venv
+from installs import clean_env
 from lake_checks import assert_same_run
-from pipeline_runs import rooted
+from pipeline_runs import DELTA_SUBMIT, SPARK_HOME, rooted
 
-from laion_spark.engine import delta_coordinate
 from laion_spark.engine.factory import SAIL_ENV
-
-SPARK_HOME = Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
-#: spark-submit's arguments for one machine with Delta: the local profile (as users pass it), the pinned package and
-#: delta-spark's session settings.
-DELTA_SUBMIT = [
-    "--properties-file", str(REPO / "conf" / "local.conf"),
-    "--packages", delta_coordinate(),
-    "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
-    "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
-]  # fmt: skip
 
 
 def run_pipeline_cli(config: Path, *engine: str, env: dict[str, str] | None = None) -> str:
@@ -80,26 +68,10 @@ def server(args: list[str], port: int, env: dict[str, str], log: Path) -> Iterat
 
 @pytest.mark.classic
 @pytest.mark.dist
-def test_spark_submit_runs_jobs_pipeline_with_the_package_from_make_dist(sample, reference_run, dist, tmp_path) -> None:
-    _, zipped = dist
-    python = deps_venv(tmp_path / "venv")  # sees the dependencies, not laion_spark: the zip must provide it
-    config = rooted(tmp_path / "run", sample)
-    env = clean_env(PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python), SPARK_HOME=str(SPARK_HOME))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "spark-submit"),
-            "--master", "local[2]",
-            *DELTA_SUBMIT,
-            "--conf", "spark.ui.enabled=false",
-            "--py-files", str(zipped),
-            str(REPO / "jobs" / "pipeline.py"),
-            "--config", str(config),
-        ],
-        capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "report" in proc.stdout.split("pipeline over")[1]
-    assert_same_run(tmp_path / "run", reference_run)
+def test_spark_submit_runs_jobs_pipeline_with_the_package_from_make_dist(classic_run, reference_run) -> None:
+    """The shared classic run (``classic_run``) is this spark-submit: one classic pipeline run serves the per-stage
+    parity tests, the odd-root test and this one."""
+    assert_same_run(classic_run, reference_run)
 
 
 @pytest.mark.slow
