@@ -33,14 +33,15 @@ ODD_ROOT = "my lake #1 é"
 #: The planted bad embedding rows: (collection, shard file, row) -> what the row holds.
 BAD_EMBEDDINGS = {("laion2B-en", "img_emb_0000.npy", 3): np.nan, ("laion2B-en", "img_emb_0001.npy", 5): 0.0}
 SPARK_HOME = Path(importlib.util.find_spec("pyspark").submodule_search_locations[0])
-#: spark-submit's arguments for one machine with Delta: the local profile (as users pass it), the pinned package and
-#: delta-spark's session settings.
-DELTA_SUBMIT = [
-    "--properties-file", str(REPO / "conf" / "local.conf"),
+SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+#: spark-submit's arguments for Delta (the README's ``$DELTA``): the pinned package and delta-spark's session settings.
+DELTA = [
     "--packages", delta_coordinate(),
     "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
     "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
 ]  # fmt: skip
+#: spark-submit's arguments for one machine with Delta: the local profile (as users pass it), then :data:`DELTA`.
+DELTA_SUBMIT = ["--properties-file", str(REPO / "conf" / "local.conf"), *DELTA]
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +104,7 @@ def submit_pipeline(config: Path, zipped: Path, work: Path) -> None:
     env = clean_env(PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python), SPARK_HOME=str(SPARK_HOME))
     proc = subprocess.run(
         [
-            str(Path(sys.executable).parent / "spark-submit"),
+            str(SPARK_SUBMIT),
             "--master", "local[2]",
             *DELTA_SUBMIT,
             "--conf", "spark.ui.enabled=false",

@@ -28,12 +28,9 @@ from cluster import EventLog, free_port, get_json, kill_executor, ran_python
 from conftest import REPO
 from installs import clean_env, deps_venv
 from lake_checks import assert_same_run
-from pipeline_runs import rooted
-
-from laion_spark.engine import delta_coordinate
+from pipeline_runs import DELTA, SPARK_SUBMIT, rooted
 
 pytestmark = [pytest.mark.classic, pytest.mark.slow, pytest.mark.dist]
-SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 
 
 def submit_command(cluster, zipped: Path, python: Path, events: Path, ui_port: int, job: str, *args: str) -> list[str]:
@@ -41,9 +38,7 @@ def submit_command(cluster, zipped: Path, python: Path, events: Path, ui_port: i
     return [
         str(SPARK_SUBMIT),
         "--master", cluster.url,
-        "--packages", delta_coordinate(),
-        "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
-        "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        *DELTA,
         "--driver-memory", "2g",
         "--conf", "spark.executor.cores=1",
         "--conf", "spark.executor.memory=1500m",

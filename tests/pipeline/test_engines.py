@@ -27,7 +27,7 @@ import pytest
 from conftest import REPO
 from installs import clean_env
 from lake_checks import assert_same_run
-from pipeline_runs import DELTA_SUBMIT, SPARK_HOME, rooted
+from pipeline_runs import DELTA_SUBMIT, SPARK_HOME, SPARK_SUBMIT, rooted
 
 from laion_spark.engine.factory import SAIL_ENV
 
@@ -88,7 +88,7 @@ def test_remote_engine_against_classic_sparks_connect_server(sample, reference_r
     port = free_port()
     jar = next((SPARK_HOME / "jars").glob("spark-connect_*.jar"))
     command = [
-        str(Path(sys.executable).parent / "spark-submit"),
+        str(SPARK_SUBMIT),
         "--master", "local[2]",
         "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
         *DELTA_SUBMIT,
