@@ -30,16 +30,22 @@ def sail() -> LakeSession:
     lake.stop()
 
 
+def classic_env(master: str = "local[2]", **extra: str) -> dict[str, str]:
+    """This process's environment for a classic-Spark subprocess on ``master``, with ``extra`` added: without the
+    Spark Connect switch that a test session may carry (PySpark cannot hold both kinds of session in one process)."""
+    env = {**os.environ, "LAION_SPARK_MASTER": master, **extra}
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    return env
+
+
 def run_cli(*args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """Run ``laion-spark ARGS`` in a fresh interpreter.
 
     Classic Spark (``--engine local``) is always exercised this way: PySpark
     cannot hold a classic and a Spark Connect session in one process.
     """
-    env = {**os.environ, "LAION_SPARK_MASTER": "local[2]"}
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "laion_spark", *args], capture_output=True, text=True, env=env, timeout=timeout
+        [sys.executable, "-m", "laion_spark", *args], capture_output=True, text=True, env=classic_env(), timeout=timeout
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"laion-spark {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

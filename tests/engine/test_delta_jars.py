@@ -13,13 +13,19 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+from conftest import classic_env
 
 from laion_spark.engine.jars import DELTA_KEYS, cached_jar, jar_name, pinned
 
 pytestmark = pytest.mark.classic
+
+
+#: The classic environment of these checks: one core, bound to the loopback (``unshare -n`` leaves nothing else).
+one_core_env = partial(classic_env, "local[1]", SPARK_LOCAL_IP="127.0.0.1")
 
 
 def offline(args: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -33,22 +39,16 @@ def offline(args: list[str], env: dict[str, str], timeout: int = 600) -> subproc
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def classic_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "LAION_SPARK_MASTER": "local[1]", "SPARK_LOCAL_IP": "127.0.0.1", **extra}
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
-    return env
-
-
 def test_a_started_machine_resolves_delta_from_the_cache_with_no_network_at_all() -> None:
     """Guard: the local engine resolves the pinned coordinate from Spark's Ivy cache (ensure_delta_cached finds the
     jars and starts no resolver run; Ivy copies nothing): a cached machine needs no network to write Delta."""
     coordinates = [pinned()[key] for key in DELTA_KEYS]
     if not all(cached_jar(c, {}) for c in coordinates):  # the first resolution on this machine, with network
         subprocess.run(
-            [sys.executable, "-m", "laion_spark", "doctor", "--engine", "local"], env=classic_env(), check=True
+            [sys.executable, "-m", "laion_spark", "doctor", "--engine", "local"], env=one_core_env(), check=True
         )
     started = time.monotonic()
-    proc = offline(["doctor", "--engine", "local", "--json"], classic_env())
+    proc = offline(["doctor", "--engine", "local", "--json"], one_core_env())
     took = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
@@ -62,7 +62,7 @@ def test_no_network_and_no_cache_is_one_line_naming_the_jars_and_delta_jars(tmp_
     EngineError line (without it: Ivy's report and a Java gateway traceback, exit 1)."""
     home = tmp_path / "home"  # no ~/.m2 and no Ivy cache, for Python and for the JVM alike
     home.mkdir()
-    env = classic_env(HOME=str(home), SPARK_SUBMIT_OPTS=f"-Duser.home={home}")
+    env = one_core_env(HOME=str(home), SPARK_SUBMIT_OPTS=f"-Duser.home={home}")
     args = ["doctor", "--engine", "local", "--conf", f"spark.jars.ivy={home / 'ivy'}"]
     proc = offline(args, env)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -86,7 +86,7 @@ def test_delta_jars_folder_runs_air_gapped_with_no_cache(tmp_path: Path) -> None
         shutil.copy(source, folder / jar_name(coordinate))
     home = tmp_path / "home"
     home.mkdir()
-    env = classic_env(HOME=str(home), SPARK_SUBMIT_OPTS=f"-Duser.home={home}")
+    env = one_core_env(HOME=str(home), SPARK_SUBMIT_OPTS=f"-Duser.home={home}")
     proc = offline(["doctor", "--engine", "local", "--json", "--delta-jars", str(folder)], env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["table_format"] == "delta"

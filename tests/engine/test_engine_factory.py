@@ -10,7 +10,7 @@ from pathlib import Path
 
 import deltalake
 import pytest
-from conftest import run_cli
+from conftest import classic_env, run_cli
 
 from laion_spark.engine import EngineError, open_session, read_profile, resolve_conf
 from laion_spark.engine.factory import SAIL_ENV
@@ -27,6 +27,29 @@ def test_dataframe_and_table_round_trip_is_equal_on_sail_and_local(sail, tmp_pat
     for key in ("aggregate", "table_rows", "table_id_sum"):
         assert on_sail[key] == on_local[key], key
     assert on_sail["table_rows"] == 100_000
+
+
+#: What the driver JVM of ``--engine local`` reports for the JIT options of ``conf/local.conf``, as JSON.
+_JIT_OPTIONS = """
+import json
+from laion_spark.engine import open_session
+jvm = open_session("local").spark._jvm
+diagnostics = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+    jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
+)
+print(json.dumps({name: diagnostics.getVMOption(name).getValue() for name in ("TieredStopAtLevel", "ReservedCodeCacheSize")}))
+"""
+
+
+@pytest.mark.classic
+def test_the_local_profiles_jit_options_reach_the_driver_jvm():
+    # A JVM option is static: only the launcher applies it, and a key it does not pass on is silently ignored.
+    proc = subprocess.run(
+        [sys.executable, "-c", _JIT_OPTIONS], capture_output=True, text=True, env=classic_env(), timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    options = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert options == {"TieredStopAtLevel": "1", "ReservedCodeCacheSize": str(240 * 1024 * 1024)}
 
 
 def test_delta_written_on_sail_reads_back_with_deltalake(sail, tmp_path):

@@ -13,7 +13,6 @@ engine wrote the checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import REPO
+from conftest import REPO, classic_env
 from deltalake import DeltaTable
 from lake_crossing import ENGINE_KEY, canonical, cross, tables
 
@@ -41,10 +40,8 @@ PIPELINE_TABLES = {
 
 def on_classic(lake: Path, out: Path, *extra: str) -> dict[str, dict]:
     """``tests/lake_crossing.py`` with ``--engine local`` in a process of its own (classic Spark, delta-spark)."""
-    env = {**os.environ, "LAION_SPARK_MASTER": "local[2]"}
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     command = [sys.executable, str(REPO / "tests" / "lake_crossing.py"), str(lake), str(out), "--engine", "local"]
-    proc = subprocess.run([*command, *extra], capture_output=True, text=True, env=env, timeout=1200)
+    proc = subprocess.run([*command, *extra], capture_output=True, text=True, env=classic_env(), timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text())
 

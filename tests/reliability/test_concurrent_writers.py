@@ -19,7 +19,6 @@ test forces that interleaving, which two real processes produce only sometimes).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from conftest import classic_env
 from deltalake import DeltaTable
 from faults import StageRun, prepare
 from lake_checks import digest, read_any
@@ -78,9 +78,7 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
 
 def writer_env() -> dict[str, str]:
     """Each writer a process of its own; a classic one on one core (two JVMs share the machine's two)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAION_SPARK_MASTER": "local[1]"}
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
-    return env
+    return classic_env("local[1]", PYTHONUNBUFFERED="1")
 
 
 def together(*commands: list[str], cwd: Path) -> list[tuple[list[str], int, str]]:

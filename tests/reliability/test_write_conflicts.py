@@ -9,13 +9,12 @@ that names the table and the engine's own exception.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pyarrow.compute as pc
 import pytest
-from conftest import REPO
+from conftest import REPO, classic_env
 from deltalake import DeltaTable
 from race import race
 
@@ -41,11 +40,11 @@ def test_a_lost_race_on_sail_names_the_table(sail, tmp_path) -> None:
 def test_a_lost_race_on_delta_spark_names_the_table_and_its_exception(tmp_path) -> None:
     """Guard: _conflict_line picks the line naming delta-spark's exception (first_line would give Py4J's
     'An error occurred while calling o123.save')."""
-    env = {**os.environ, "LAION_SPARK_MASTER": "local[2]"}
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     out = tmp_path / "lost.json"
     command = [sys.executable, str(REPO / "tests" / "reliability" / "race.py"), str(tmp_path / "t"), str(out)]
-    proc = subprocess.run([*command, "--engine", "local"], capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [*command, "--engine", "local"], capture_output=True, text=True, env=classic_env(), timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lost = json.loads(out.read_text())
     check(lost, tmp_path / "t")
