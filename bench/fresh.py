@@ -1,13 +1,14 @@
 """Commands timed as a user runs them: a fresh process each, its wall time and its peak memory.
 
 Every side-by-side benchmark runs its contenders through :func:`run_fresh` (the CLI command, and the peer's own
-script) and, beside them, in this process (:func:`timed`); :func:`best` keeps the fastest of interleaved
-repeats and :func:`table` prints both framings with their ratios.
+script) and, beside them, in this process (:func:`timed`), repeats interleaved; :func:`table` prints each framing
+with the fastest run's ratio and the median of the repeats' own ratios (:func:`paired_ratio`).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,17 +86,31 @@ def best(runs: Sequence[Run]) -> Run:
     return min(runs, key=lambda run: run.seconds)
 
 
-def table(title: str, rows: Sequence[tuple[str, Run]], reference: str, unit: tuple[str, int]) -> str:
-    """A table of ``(name, run)`` rows with the throughput (``unit``: its name and how many) and each run's time as
-    a ratio of the ``reference`` row's (below 1: faster than it)."""
-    base = dict(rows)[reference].seconds
-    name_width = max(len(name) for name, _ in rows) + 2
-    lines = [title, f"{'':<{name_width}}{'wall s':>9}{unit[0] + '/s':>14}{'x ' + reference:>{len(reference) + 4}}"]
-    lines[-1] += f"{'peak MiB':>10}"
-    for name, run in rows:
+def paired_ratio(runs: Sequence[Run], reference: Sequence[Run]) -> float:
+    """The median over repeats of ``runs[i]`` / ``reference[i]``: repeat ``i`` of each contender ran back to back,
+    so a machine that drifts (a slow hour, another tenant) slows both sides of a pair alike. Raises ``ValueError``
+    when the two do not hold the same number of runs."""
+    if len(runs) != len(reference) or not runs:
+        raise ValueError(f"paired ratios need as many runs on each side: {len(runs)} and {len(reference)}")
+    return statistics.median(run.seconds / ref.seconds for run, ref in zip(runs, reference, strict=True))
+
+
+def table(title: str, rows: Sequence[tuple[str, Sequence[Run]]], reference: str, unit: tuple[str, int]) -> str:
+    """A table of ``(name, runs)`` rows, the runs being interleaved repeats: the fastest run's wall time, throughput
+    (``unit``: its name and how many) and peak memory, its time as a ratio of the ``reference`` row's fastest
+    (below 1: faster than it), and the median of the repeats' paired ratios (:func:`paired_ratio`)."""
+    base = dict(rows)[reference]
+    name_width, ratio_width = max(len(name) for name, _ in rows) + 2, len(reference) + 4
+    lines = [
+        title + f" (best of {len(base)}, interleaved)",
+        f"{'':<{name_width}}{'wall s':>9}{unit[0] + '/s':>14}{'x ' + reference:>{ratio_width}}{'peak MiB':>10}"
+        f"{'x, median of pairs':>20}",
+    ]
+    for name, runs in rows:
+        run = best(runs)
         memory = f"{run.peak_mib:>10,.0f}" if run.peak_mib else f"{'-':>10}"
         lines.append(
             f"{name:<{name_width}}{run.seconds:>9.2f}{unit[1] / run.seconds:>14,.0f}"
-            f"{run.seconds / base:>{len(reference) + 4}.2f}{memory}"
+            f"{run.seconds / best(base).seconds:>{ratio_width}.2f}{memory}{paired_ratio(runs, base):>20.2f}"
         )
     return "\n".join(lines)

@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from static_ondisk_kv import OnDiskKV, parquet_to_file
 
-from bench.fresh import Run, best, laion_spark, run_fresh, table, timed
+from bench.fresh import Run, laion_spark, run_fresh, table, timed
 
 # laion-spark's modules are imported where they are used, so that the peer's process (``--peer``) loads only
 # what its own script needs.
@@ -245,21 +245,15 @@ def bench_size(rows: int, repeat: int, queries: int, seed: int, out: Path) -> tu
     unit = ("rows", rows)
     text = "\n\n".join(
         [
-            table(
-                f"{rows:,} rows, as a user runs it (fresh processes)",
-                [(k, best(v)) for k, v in cli.items()],
-                PEER_CLI,
-                unit,
-            ),  # fmt: skip
-            table(f"{rows:,} rows, in-process", [(k, best(v)) for k, v in inproc.items()], PEER_IN, unit) + f"\n{note}",
+            table(f"{rows:,} rows, as a user runs it (fresh processes)", list(cli.items()), PEER_CLI, unit),
+            table(f"{rows:,} rows, in-process", list(inproc.items()), PEER_IN, unit) + f"\n{note}",
             table(
                 f"{queries:,} lookups ({found:,} present) in {rows:,} rows, in-process",
-                [(k, best(v)) for k, v in lookup.items()],
+                list(lookup.items()),
                 PEER_GET,
                 ("queries", queries),
-            ),  # fmt: skip
-            f"best of {repeat}; files byte-identical: {'yes' if same else 'NO'}; "
-            f"lookups agree: {'yes' if agree else 'NO'}",
+            ),
+            f"files byte-identical: {'yes' if same else 'NO'}; lookups agree: {'yes' if agree else 'NO'}",
         ]
     )
     return text, same and agree

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench.fresh import Run, best, laion_spark, run_fresh, table, timed
+from bench.fresh import Run, laion_spark, run_fresh, table, timed
 
 DIM = 768
 COLLECTION = "laion2B-en"
@@ -298,10 +298,10 @@ def bench_size(rows: int, args: argparse.Namespace) -> tuple[str, list[str]]:
     inproc, session_s, written = in_process(embeddings, args.head, work, args.repeat)
     problems += [f"{name} wrote {n:,} rows, not {rows:,}" for name, n in written.items() if n != rows]
     unit = ("rows", rows)
-    fresh = table(f"{rows:,} rows, as a user runs it (fresh processes)",
-                  [(k, best(v)) for k, v in cli.items()], "numpy + mmh3 script (peer)", unit)  # fmt: skip
-    here = table(f"{rows:,} rows, in-process", [(k, best(v)) for k, v in inproc.items()],
-                 "numpy + mmh3 (peer), in-process", unit)  # fmt: skip
+    fresh = table(
+        f"{rows:,} rows, as a user runs it (fresh processes)", list(cli.items()), "numpy + mmh3 script (peer)", unit
+    )
+    here = table(f"{rows:,} rows, in-process", list(inproc.items()), "numpy + mmh3 (peer), in-process", unit)
     return f"{fresh}\n\n{here}\n(Sail session start, not counted above: {session_s:.2f} s)", problems
 
 
