@@ -4,7 +4,8 @@ Reads: any lake table or parquet with an integer key column and numeric value
 columns (``aesthetic_tags``, ``joined`` ...). Writes: a KV file (not a table),
 and, when given a lake, the run to ``runs``. Modules: :mod:`.reader` (record
 layout, memory-mapped reader), :mod:`.build` (the Spark build), :mod:`.records`
-(compiled record packing), :mod:`.order` (key ordering).
+(compiled record packing), :mod:`.order` (key ordering), :mod:`.concatenate`
+(joining the build's fragment files).
 """
 
 from .._lazy import exports

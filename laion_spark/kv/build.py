@@ -36,8 +36,9 @@ the ranges are computed here.)
    peak memory fell from 1.65 to 1.05 GB);
 4. on the driver: check the ranges are disjoint and ascending, that rows in =
    written + duplicates dropped + null keys rejected (and, after step 2, = the
-   count), concatenate the fragments in range order into ``OUT.partial``,
-   check its size, rename it to ``OUT`` and remove the staging folder.
+   count), concatenate the fragments in range order into ``OUT.partial``
+   (:mod:`laion_spark.kv.concatenate`), check its size, rename it to ``OUT``
+   and remove the staging folder.
 
 Step 1 reads at most ``max_rows_per_range`` rows of a larger table; a
 DataFrame source whose plan has a shuffle (a join, an aggregation) runs that
@@ -93,6 +94,7 @@ from ..lake.layout import is_local, table_path
 from ..lake.runs import RunSummary, record_run
 from ..lake.tables import TableError, TableNotFoundError, WriteConflictError, check_data_files, is_delta, read_table
 from ..paths import engine_path
+from .concatenate import concatenate
 from .order import key_order
 from .params import BuildKV
 from .reader import record_dtype
@@ -112,7 +114,6 @@ _RANGE = "kv_range"
 _INT64_MIN = -(2**63)
 _OWNER = "OWNER"
 _log = logging.getLogger(__name__)
-_COPY_BUFFER = 16 << 20
 _NUMERIC = (T.FloatType, T.DoubleType, T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 #: One row per key range of a task: ``rows`` it got (null keys included), ``written``, duplicate rows
@@ -270,7 +271,7 @@ def write_kv(lake: LakeSession, source: str | Path | DataFrame, stage: BuildKV) 
             fragments = _write_fragments(_partition_ranges(rows, bounds), writer)
         rows_in, written, dropped, null_keys = _check_fragments(fragments, name, key_column, on_duplicate, counted)
         non_finite_rows = sum(f["non_finite"] for f in fragments)
-        _concatenate(partial, _fragment_files(staging_dir, fragments, dtype.itemsize))
+        concatenate(partial, _fragment_files(staging_dir, fragments, dtype.itemsize))
         size = os.path.getsize(partial)
         if size != written * dtype.itemsize:
             raise KVInvariantError(f"{partial}: {size:,} bytes on disk, {written * dtype.itemsize:,} expected")
@@ -643,18 +644,6 @@ def _fragment_files(staging_dir: Path, fragments: list[dict], record_size: int) 
             )
         paths.append(path)
     return paths
-
-
-def _concatenate(out: Path, fragments: list[Path]) -> None:
-    """Join the ``fragments`` into ``out``: the first is moved there, the others appended."""
-    if not fragments:
-        out.write_bytes(b"")
-        return
-    shutil.move(fragments[0], out)
-    with open(out, "ab") as sink:
-        for fragment in fragments[1:]:
-            with open(fragment, "rb") as source:
-                shutil.copyfileobj(source, sink, _COPY_BUFFER)
 
 
 def _non_finite_rows(table: pa.Table, value_columns: int) -> int:
