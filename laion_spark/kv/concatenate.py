@@ -3,11 +3,10 @@
 The fragments (``<staging>/range-NNNNNN.kv``, :mod:`laion_spark.kv.build`) are
 joined in range order: the first is renamed to the output and the others
 appended with ``copy_file_range``, which copies inside the kernel (no pass of
-the bytes through Python's buffers; on a filesystem that shares blocks, such as
-XFS or Btrfs, no copy at all). Where the kernel or the filesystem refuses it
+the bytes through Python's buffers). Where the kernel or the filesystem refuses it
 (another filesystem, an old kernel, a FUSE mount), the rest is copied through a
-buffer. 20M records of 10 bytes on ext4: 0.47 s through a buffer, 0.08 s in
-the kernel.
+buffer. The ten fragments of 20M records of 10 bytes, on ext4: 0.36-0.47 s
+through a buffer, 0.06 s in the kernel.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import BinaryIO
 #: The buffer of the copy where the kernel cannot copy.
 COPY_BUFFER = 16 << 20
 #: Why ``copy_file_range`` may refuse a pair of files that a buffered copy still joins.
-_NOT_IN_KERNEL = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM}
+_NOT_IN_KERNEL = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF}
 
 
 def concatenate(out: Path, fragments: list[Path]) -> None:
@@ -35,10 +34,10 @@ def concatenate(out: Path, fragments: list[Path]) -> None:
         end = sink.seek(0, os.SEEK_END)
         for fragment in fragments[1:]:
             with open(fragment, "rb") as source:
-                end += append(sink, source, end)
+                end += _append(sink, source, end)
 
 
-def append(sink: BinaryIO, source: BinaryIO, at: int) -> int:
+def _append(sink: BinaryIO, source: BinaryIO, at: int) -> int:
     """Copy all of ``source`` into ``sink`` from byte ``at`` (the sink's end), in the kernel where it can and
     else through a buffer; returns the number of bytes copied."""
     size = os.fstat(source.fileno()).st_size
