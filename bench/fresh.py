@@ -100,6 +100,7 @@ def table(title: str, rows: Sequence[tuple[str, Sequence[Run]]], reference: str,
     (``unit``: its name and how many) and peak memory, its time as a ratio of the ``reference`` row's fastest
     (below 1: faster than it), and the median of the repeats' paired ratios (:func:`paired_ratio`)."""
     base = dict(rows)[reference]
+    fastest = best(base).seconds
     name_width, ratio_width = max(len(name) for name, _ in rows) + 2, len(reference) + 4
     lines = [
         title + f" (best of {len(base)}, interleaved)",
@@ -111,6 +112,6 @@ def table(title: str, rows: Sequence[tuple[str, Sequence[Run]]], reference: str,
         memory = f"{run.peak_mib:>10,.0f}" if run.peak_mib else f"{'-':>10}"
         lines.append(
             f"{name:<{name_width}}{run.seconds:>9.2f}{unit[1] / run.seconds:>14,.0f}"
-            f"{run.seconds / best(base).seconds:>{ratio_width}.2f}{memory}{paired_ratio(runs, base):>20.2f}"
+            f"{run.seconds / fastest:>{ratio_width}.2f}{memory}{paired_ratio(runs, base):>20.2f}"
         )
     return "\n".join(lines)
